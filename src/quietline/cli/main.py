@@ -1,0 +1,46 @@
+"""The ``quietline`` command. Thin: each sub-command parses, calls an action or query, prints."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from pydantic import ValidationError
+
+from quietline.cli import audit, db
+from quietline.platform.errors import QuietlineError
+from quietline.vocabulary import VocabularyError
+
+cli = typer.Typer(
+    help="quietline: 谢绝来电 registry, consent ledger, screening, complaints and more.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+cli.add_typer(db.app, name="db")
+cli.add_typer(audit.app, name="audit")
+
+
+@cli.command("serve")
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to bind."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    workers: int = typer.Option(1, help="Worker processes."),
+) -> None:
+    """Serve the web portal and the API (http://HOST:PORT, OpenAPI at /docs)."""
+    import uvicorn
+
+    uvicorn.run("quietline.api.app:create_app", factory=True, host=host, port=port, workers=workers)
+
+
+def app() -> None:
+    """Console entry point: user errors become one line on stderr and exit code 2."""
+    try:
+        cli()
+    except (QuietlineError, VocabularyError) as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        sys.exit(2)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        sys.stderr.write(f"error: configuration: {first.get('msg')}\n")
+        sys.exit(2)

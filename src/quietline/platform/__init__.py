@@ -1,0 +1,1 @@
+"""quietline.platform."""
