@@ -13,6 +13,8 @@ MODEL_MODULES = (
     "quietline.platform.audit",
     "quietline.platform.changefeed",
     "quietline.platform.sms",
+    "quietline.accounts.orm",
+    "quietline.registry.orm",
 )
 
 for name in MODEL_MODULES:
