@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from quietline.api import accounts
+
 
 def include_all(app: FastAPI) -> None:
     """Each context's router module is added here."""
+    accounts.install(app)  # the accounts router and the 401 challenge handler
