@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.dependencies.models import Dependant
@@ -142,7 +143,12 @@ def _walk(dependant: Dependant) -> Iterator[Callable[..., object]]:
         yield from _walk(sub)
 
 
-def declared_access(route: APIRoute) -> Access | None:
+class _HasDependant(Protocol):
+    @property
+    def dependant(self) -> Dependant: ...
+
+
+def declared_access(route: _HasDependant) -> Access | None:
     """The access a route declares through ``require`` (None: public). Several ``require``
     dependencies on one route intersect, as they would at run time."""
     found: Access | None = None
@@ -153,6 +159,45 @@ def declared_access(route: APIRoute) -> Access | None:
                 found = access
             else:
                 found = Access(found.roles & access.roles, found.scope or access.scope)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class RouteAccess:
+    """One API route as served (router prefixes and router-level dependencies applied)."""
+
+    path: str
+    methods: frozenset[str]
+    summary: str
+    access: Access | None
+
+
+def api_routes(app: FastAPI) -> list[RouteAccess]:
+    """Every API route of the app with the access it declares, including routes of included routers.
+
+    FastAPI ≥ 0.120 keeps included routers as lazy ``_IncludedRouter`` entries in ``app.routes``;
+    ``fastapi.routing.iter_route_contexts`` resolves them to the effective routes. Older versions
+    copy the routes into ``app.routes`` directly.
+    """
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # FastAPI < 0.120: app.routes is already flat
+        candidates: list[Any] = list(app.routes)
+    else:
+        candidates = list(iter_route_contexts(app.routes))
+    found: list[RouteAccess] = []
+    for candidate in candidates:
+        original = getattr(candidate, "original_route", candidate)
+        if not isinstance(original, APIRoute):
+            continue
+        found.append(
+            RouteAccess(
+                path=str(candidate.path),
+                methods=frozenset(candidate.methods or ()),
+                summary=str(candidate.summary or ""),
+                access=declared_access(candidate),
+            )
+        )
     return found
 
 
