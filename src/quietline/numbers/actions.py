@@ -1,0 +1,280 @@
+"""Writes of the numbers context: the bulk import of portability (携号转网) records.
+
+An import is one transaction (``platform.bulk``): rows are validated, staged in a temporary table in
+batches (executemany on SQLite, ``COPY`` on PostgreSQL) and merged set-based at the end. Traceability:
+one audit row per import (who, when, file hash, mode, counts) and, for every number whose carrier
+changed, one audit row with the carrier before and after plus one change-feed row
+(topic ``numbers.portability``) for the processes that route or screen by carrier. Unchanged rows
+write nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Executable,
+    MetaData,
+    Select,
+    String,
+    Table,
+    and_,
+    case,
+    func,
+    insert,
+    literal,
+    literal_column,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from quietline.numbers import portability
+from quietline.numbers.model import parse
+from quietline.numbers.orm import PortedNumber
+from quietline.platform import audit
+from quietline.platform.actor import Actor
+from quietline.platform.audit import AuditEntry
+from quietline.platform.bulk import (
+    DEFAULT_BATCH_SIZE,
+    ImportMode,
+    ImportSpec,
+    ImportSummary,
+    Progress,
+    run_import,
+)
+from quietline.platform.changefeed import ChangeRow
+from quietline.platform.db import UtcDateTime
+from quietline.platform.errors import InvalidInput
+from quietline.platform.runtime import Runtime
+
+TOPIC = "numbers.portability"
+ACTION_IMPORT = "numbers.import_portability"
+ACTION_PORT = "numbers.port"
+
+PORTABILITY_COLUMNS = ("number", "carrier")
+PORTABILITY_OPTIONAL_COLUMNS = ("ported_at",)
+
+#: The staging table lives only inside the import's transaction (not part of the schema, so it is
+#: declared on its own MetaData and never seen by Alembic).
+_stage_metadata = MetaData()
+_stage = Table(
+    "ql_portability_stage",
+    _stage_metadata,
+    Column("number", String(24), primary_key=True),
+    Column("carrier", String(40), nullable=False),
+    Column("ported_at", UtcDateTime, nullable=False),
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DROP",
+)
+
+StageRow = tuple[str, str, datetime]
+
+
+def _validator(now: datetime) -> Callable[[Mapping[str, str], int], StageRow]:
+    seen: set[int] = set()
+
+    def validate(row: Mapping[str, str], _line: int) -> StageRow:
+        number = parse(row["number"], field="number")
+        portability.check_portable(number)
+        carrier = portability.parse_port_target(row["carrier"])
+        when_text = row.get("ported_at", "")
+        ported_at = portability.parse_ported_at(when_text, now) if when_text else now
+        key = number.as_int
+        if key in seen:
+            raise InvalidInput(f"{number.e164} already appears on an earlier line", field="number")
+        seen.add(key)
+        return (number.e164, carrier, ported_at)
+
+    return validate
+
+
+def _prepare(session: Session) -> None:
+    _stage.create(session.connection())
+
+
+def _write(session: Session, rows: Sequence[StageRow]) -> None:
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        # COPY is the PostgreSQL bulk path: an order of magnitude faster than executemany.
+        driver = connection.connection.driver_connection
+        if driver is None:
+            raise RuntimeError("the PostgreSQL connection is closed")
+        with (
+            driver.cursor() as cursor,
+            cursor.copy(f"COPY {_stage.name} (number, carrier, ported_at) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        return
+    connection.execute(insert(_stage), [{"number": n, "carrier": c, "ported_at": t} for n, c, t in rows])
+
+
+def _json_object(dialect: str, *pairs: tuple[str, ColumnElement[Any]]) -> ColumnElement[Any]:
+    flat: list[Any] = []
+    for key, value in pairs:
+        # Keys are constants of this module; as SQL literals they need no parameter type inference
+        # (PostgreSQL cannot infer the type of a bound parameter passed to json_build_object).
+        flat.extend((literal_column(f"'{key}'"), value))
+    return func.json_build_object(*flat) if dialect == "postgresql" else func.json_object(*flat)
+
+
+def _iso_time(dialect: str, column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """A stored UTC time as ISO 8601 text inside JSON (SQLite keeps ``YYYY-MM-DD HH:MM:SS.ffffff``)."""
+    if dialect == "postgresql":
+        return column
+    return func.strftime("%Y-%m-%dT%H:%M:%f+00:00", column)
+
+
+def _upsert(dialect: str, source: Select[Any]) -> Executable:
+    """INSERT … SELECT … ON CONFLICT DO UPDATE, one set-based statement (both dialects speak it)."""
+    columns = ["number", "carrier", "ported_at", "updated_at"]
+    stmt: postgresql.Insert | sqlite.Insert
+    if dialect == "postgresql":
+        stmt = postgresql.insert(PortedNumber).from_select(columns, source)
+    else:
+        stmt = sqlite.insert(PortedNumber).from_select(columns, source)
+    return stmt.on_conflict_do_update(
+        index_elements=[PortedNumber.number],
+        set_={
+            "carrier": stmt.excluded.carrier,
+            "ported_at": stmt.excluded.ported_at,
+            "updated_at": stmt.excluded.updated_at,
+        },
+        where=PortedNumber.carrier != stmt.excluded.carrier,
+    )
+
+
+def _merge(
+    session: Session, actor: Actor, now: datetime, summary: ImportSummary, mode: ImportMode
+) -> dict[str, Any]:
+    """Set-based merge of the staged rows: counts, audit rows, change-feed rows, then the upsert."""
+    connection = session.connection()
+    dialect = connection.dialect.name
+    table = PortedNumber.__table__
+    s = _stage.c
+    p = table.c
+    joined = _stage.outerjoin(table, p.number == s.number)
+    changed = or_(p.number.is_(None), p.carrier != s.carrier)
+    total = int(session.scalar(select(func.count()).select_from(_stage)) or 0)
+    inserted = int(session.scalar(select(func.count()).select_from(joined).where(p.number.is_(None))) or 0)
+    updated = int(
+        session.scalar(
+            select(func.count())
+            .select_from(joined)
+            .where(and_(p.number.is_not(None), p.carrier != s.carrier))
+        )
+        or 0
+    )
+    entry = audit.record(
+        session,
+        actor=actor,
+        action=ACTION_IMPORT,
+        subject_type="portability_import",
+        subject=f"sha256:{summary.sha256}",
+        at=now,
+        after={
+            "source": summary.source,
+            "sha256": summary.sha256,
+            "mode": mode.value,
+            "rows_read": summary.rows_read,
+            "accepted": summary.accepted,
+            "rejected": summary.rejected,
+            "inserted": inserted,
+            "updated": updated,
+            "unchanged": total - inserted - updated,
+        },
+    )
+    session.flush()
+    at = literal(now, UtcDateTime())
+    before = case(
+        (p.number.is_(None), None),
+        else_=_json_object(dialect, ("carrier", p.carrier), ("ported_at", _iso_time(dialect, p.ported_at))),
+    )
+    after = _json_object(
+        dialect,
+        ("carrier", s.carrier),
+        ("ported_at", _iso_time(dialect, s.ported_at)),
+        ("import_audit_id", literal(entry.id)),
+    )
+    session.execute(
+        insert(AuditEntry).from_select(
+            ["at", "actor_role", "actor", "action", "subject_type", "subject", "before", "after"],
+            select(
+                at,
+                literal(actor.role.value),
+                literal(str(actor)),
+                literal(ACTION_PORT),
+                literal("number"),
+                s.number,
+                before,
+                after,
+            )
+            .select_from(joined)
+            .where(changed),
+        )
+    )
+    payload = _json_object(
+        dialect,
+        ("number", s.number),
+        ("carrier", s.carrier),
+        ("previous_carrier", p.carrier),
+        ("import_audit_id", literal(entry.id)),
+    )
+    session.execute(
+        insert(ChangeRow).from_select(
+            ["at", "topic", "key", "payload"],
+            select(at, literal(TOPIC), s.number, payload)
+            .select_from(joined)
+            .where(changed)
+            .order_by(s.number),
+        )
+    )
+    # ``WHERE true`` keeps SQLite's parser from reading ON CONFLICT as a join constraint.
+    session.execute(_upsert(dialect, select(s.number, s.carrier, s.ported_at, at).where(true())))
+    if dialect != "postgresql":  # PostgreSQL drops it on commit (ON COMMIT DROP)
+        _stage.drop(connection)
+    return {
+        "inserted": inserted,
+        "updated": updated,
+        "unchanged": total - inserted - updated,
+        "audit_id": entry.id,
+    }
+
+
+def import_portability(
+    rt: Runtime,
+    actor: Actor,
+    path: Path | str,
+    mode: ImportMode | str = ImportMode.ALL_OR_NOTHING,
+    *,
+    progress: Progress | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> ImportSummary:
+    """Import portability records from a CSV file with columns ``number,carrier`` (optionally
+    ``ported_at``, ISO 8601 with offset; the import time otherwise).
+
+    Refused rows (with their line number): numbers that cannot port (resale, satellite, IoT, fixed,
+    service — 242号文), unknown carriers, numbers repeated in the file. ``ALL_OR_NOTHING`` writes
+    nothing when any row is bad; ``SKIP_BAD_ROWS`` writes the good rows. Either way the import is a
+    single transaction. Raises ``BulkFileError`` when the file or its header is unusable.
+    """
+    mode = ImportMode.parse(mode)
+    now = rt.clock.now()
+    spec: ImportSpec[StageRow] = ImportSpec(
+        columns=PORTABILITY_COLUMNS,
+        optional_columns=PORTABILITY_OPTIONAL_COLUMNS,
+        validate=_validator(now),
+        write=_write,
+        prepare=_prepare,
+        finish=lambda session, summary: _merge(session, actor, now, summary, mode),
+        batch_size=batch_size,
+    )
+    return run_import(rt.sessions, path, spec, mode=mode, progress=progress)

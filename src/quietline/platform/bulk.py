@@ -1,0 +1,347 @@
+"""The shared streaming import engine for CSV (and plain-text) files.
+
+Every bulk import in quietline (refusals, consent records, portability records, registries) goes
+through ``run_import``:
+
+* the file is streamed line by line, never loaded whole, with its physical line numbers;
+* the header is required and checked (a missing or unknown column is a clear error naming it);
+  UTF-8, with or without a byte-order mark;
+* each row is validated by the caller's ``validate`` callback, which returns a typed row or raises
+  ``InvalidInput``; row-level errors are collected with line number, field and message (up to a cap);
+* accepted rows are written in batches through the caller's ``write`` callback (executemany or COPY);
+* the whole import runs in ONE transaction that commits at the end, so a crash (or a kill) half-way
+  leaves nothing half-written, in both modes:
+  - ``ALL_OR_NOTHING``: any bad row means nothing is written; every error is reported (up to the cap);
+  - ``SKIP_BAD_ROWS``: good rows are written, bad rows are reported;
+* progress is reported as (bytes read, total bytes) so the CLI can draw a progress bar;
+* the result is an ``ImportSummary``.
+
+The file hash (SHA-256) is part of the summary so the audit row of an import names exactly which file
+was applied.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from quietline.platform.errors import InvalidInput
+
+RowT = TypeVar("RowT")
+
+DEFAULT_BATCH_SIZE = 10_000
+DEFAULT_MAX_ERRORS = 1_000
+_PROGRESS_EVERY_LINES = 20_000
+
+
+class ImportMode(StrEnum):
+    """What to do with a file that has bad rows."""
+
+    ALL_OR_NOTHING = "all-or-nothing"
+    SKIP_BAD_ROWS = "skip-bad-rows"
+
+    @classmethod
+    def parse(cls, value: str | ImportMode, field: str = "mode") -> ImportMode:
+        try:
+            return cls(str(value).strip().lower().replace("_", "-"))
+        except ValueError:
+            raise InvalidInput(
+                f"{value!r} is not one of {', '.join(m.value for m in cls)}", field=field
+            ) from None
+
+
+class BulkFileError(InvalidInput):
+    """The file itself is unusable (missing, not UTF-8 text, no header, a missing column)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    line: int
+    field: str | None
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "field": self.field, "message": self.message}
+
+
+@dataclass
+class ImportSummary:
+    """What an import did. ``written`` is True when the transaction committed."""
+
+    source: str
+    mode: ImportMode
+    rows_read: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    errors_truncated: bool = False
+    seconds: float = 0.0
+    sha256: str = ""
+    bytes_read: int = 0
+    written: bool = False
+    #: Counts and references the writer adds (inserted/updated/unchanged, the audit id …).
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_read / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "mode": self.mode.value,
+            "written": self.written,
+            "rows_read": self.rows_read,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "seconds": round(self.seconds, 3),
+            "rows_per_second": round(self.rows_per_second, 1),
+            "sha256": self.sha256,
+            "details": self.details,
+            "errors": [e.as_dict() for e in self.errors],
+            "errors_truncated": self.errors_truncated,
+        }
+
+
+#: ``validate(row, line)``: ``row`` maps every header column to its (stripped) text.
+Validate = Callable[[Mapping[str, str], int], RowT]
+#: ``write(session, rows)``: add a batch of accepted rows to the open transaction.
+Write = Callable[[Session, Sequence[RowT]], None]
+#: ``prepare(session)``: runs first inside the transaction (e.g. create a staging table).
+Prepare = Callable[[Session], None]
+#: ``finish(session, summary)``: runs last inside the transaction (audit row, set-based merges);
+#: returns details merged into ``summary.details``.
+Finish = Callable[[Session, ImportSummary], Mapping[str, Any]]
+#: ``progress(bytes_read, total_bytes)``.
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class ImportSpec(Generic[RowT]):
+    """How one kind of file is read and written."""
+
+    columns: Sequence[str]
+    validate: Validate[RowT]
+    write: Write[RowT]
+    optional_columns: Sequence[str] = ()
+    prepare: Prepare | None = None
+    finish: Finish | None = None
+    #: Plain text: no header, one value per line for the single column in ``columns``.
+    plain_text: bool = False
+    batch_size: int = DEFAULT_BATCH_SIZE
+    max_errors: int = DEFAULT_MAX_ERRORS
+
+
+class _Abort(Exception):
+    """Raised inside the transaction to roll it back (all-or-nothing with bad rows)."""
+
+
+class _LineSource:
+    """Yields decoded lines of a binary file, counting bytes, hashing and noting bad encodings."""
+
+    def __init__(self, handle: Any, on_bad_line: Callable[[int, str], None]) -> None:
+        self._handle = handle
+        self._on_bad_line = on_bad_line
+        self.bytes_read = 0
+        self.line = 0
+        self.hash = hashlib.sha256()
+
+    def __iter__(self) -> Iterator[str]:
+        for raw in self._handle:
+            self.line += 1
+            self.bytes_read += len(raw)
+            self.hash.update(raw)
+            data = raw[3:] if self.line == 1 and raw.startswith(b"\xef\xbb\xbf") else raw
+            try:
+                yield data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                self._on_bad_line(self.line, f"not valid UTF-8 text (byte {exc.start + 1})")
+                yield "\n"
+
+
+def _open(path: Path) -> Any:
+    try:
+        if not path.exists():
+            raise BulkFileError(f"{path}: no such file", field="file")
+        if not path.is_file():
+            raise BulkFileError(f"{path}: not a regular file", field="file")
+        return path.open("rb")
+    except OSError as exc:
+        raise BulkFileError(f"{path}: cannot be read ({exc.strerror})", field="file") from None
+
+
+def _check_header(
+    header: list[str], columns: Sequence[str], optional: Sequence[str], path: Path
+) -> list[str]:
+    names = [h.strip().lower() for h in header]
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise BulkFileError(f"{path}: column {name!r} appears twice in the header", field="header")
+        seen.add(name)
+    missing = [c for c in columns if c not in seen]
+    if missing:
+        raise BulkFileError(
+            f"{path}: missing column {', '.join(repr(c) for c in missing)} in the header "
+            f"(found: {', '.join(names) or 'nothing'}; expected: {', '.join([*columns, *optional])})",
+            field="header",
+        )
+    unknown = [n for n in names if n not in columns and n not in optional]
+    if unknown:
+        raise BulkFileError(
+            f"{path}: unknown column {', '.join(repr(n) for n in unknown)} in the header "
+            f"(expected: {', '.join([*columns, *optional])})",
+            field="header",
+        )
+    return names
+
+
+def run_import(
+    sessions: sessionmaker[Session],
+    path: Path | str,
+    spec: ImportSpec[RowT],
+    *,
+    mode: ImportMode,
+    progress: Progress | None = None,
+) -> ImportSummary:
+    """Stream ``path`` through ``spec`` in one transaction and return what happened.
+
+    Raises ``BulkFileError`` (an ``InvalidInput``) when the file or its header is unusable; row
+    problems never raise, they are reported in the summary.
+    """
+    path = Path(path)
+    started = time.perf_counter()
+    summary = ImportSummary(source=str(path), mode=mode)
+    handle = _open(path)
+    total = path.stat().st_size
+
+    def note_error(line: int, fld: str | None, message: str) -> None:
+        summary.rejected += 1
+        if len(summary.errors) < spec.max_errors:
+            summary.errors.append(RowError(line, fld, message))
+        else:
+            summary.errors_truncated = True
+
+    source = _LineSource(handle, lambda line, message: note_error(line, None, message))
+    try:
+        with sessions.begin() as session:
+            if spec.prepare is not None:
+                spec.prepare(session)
+            _stream(
+                session,
+                source=source,
+                spec=spec,
+                mode=mode,
+                summary=summary,
+                note_error=note_error,
+                progress=progress,
+                total=total,
+                path=path,
+            )
+            summary.sha256 = source.hash.hexdigest()
+            summary.bytes_read = source.bytes_read
+            if mode is ImportMode.ALL_OR_NOTHING and summary.rejected:
+                raise _Abort
+            if spec.finish is not None:
+                summary.details.update(spec.finish(session, summary))
+        summary.written = True
+    except _Abort:
+        summary.written = False
+    finally:
+        handle.close()
+    summary.seconds = time.perf_counter() - started
+    if progress is not None:
+        progress(source.bytes_read, total)
+    return summary
+
+
+def _records(
+    source: _LineSource, note_error: Callable[[int, str | None, str], None], plain_text: bool
+) -> Iterator[tuple[int, list[str]]]:
+    """(first physical line, fields) for every record; blank lines are skipped."""
+    if plain_text:
+        for text in source:
+            value = text.strip()
+            if value:
+                yield source.line, [value]
+        return
+    reader = csv.reader(source)
+    previous_end = source.line
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            note_error(source.line, None, f"not valid CSV ({exc})")
+            previous_end = source.line
+            continue
+        line = previous_end + 1  # the record's first physical line (quoted fields may span lines)
+        previous_end = source.line
+        if fields and (len(fields) > 1 or fields[0].strip()):
+            yield line, fields
+
+
+def _stream(
+    session: Session,
+    *,
+    source: _LineSource,
+    spec: ImportSpec[RowT],
+    mode: ImportMode,
+    summary: ImportSummary,
+    note_error: Callable[[int, str | None, str], None],
+    progress: Progress | None,
+    total: int,
+    path: Path,
+) -> None:
+    records = _records(source, note_error, spec.plain_text)
+    if spec.plain_text:
+        if len(spec.columns) != 1:
+            raise ValueError("a plain-text import has exactly one column")
+        names = list(spec.columns)
+    else:
+        try:
+            _, header = next(records)
+        except StopIteration:
+            raise BulkFileError(
+                f"{path}: the file is empty (a header line is required)", field="header"
+            ) from None
+        if summary.rejected:  # the header line itself could not be decoded
+            raise BulkFileError(f"{path}: the header is not valid UTF-8 text", field="header")
+        names = _check_header(header, spec.columns, spec.optional_columns, path)
+    width = len(names)
+    validate = spec.validate
+    batch: list[RowT] = []
+    next_progress = _PROGRESS_EVERY_LINES
+    for line, fields in records:
+        summary.rows_read += 1
+        if len(fields) != width:
+            note_error(line, None, f"expected {width} fields ({', '.join(names)}), got {len(fields)}")
+            continue
+        row = dict(zip(names, (f.strip() for f in fields), strict=True))
+        try:
+            value = validate(row, line)
+        except InvalidInput as exc:
+            note_error(line, exc.field, exc.message)
+            continue
+        summary.accepted += 1
+        # All-or-nothing: after the first bad row the transaction will roll back, so stop writing
+        # and keep validating to report every error.
+        if not (summary.rejected and mode is ImportMode.ALL_OR_NOTHING):
+            batch.append(value)
+            if len(batch) >= spec.batch_size:
+                spec.write(session, batch)
+                batch = []
+        if progress is not None and summary.rows_read >= next_progress:
+            next_progress += _PROGRESS_EVERY_LINES
+            progress(source.bytes_read, total)
+    if batch and not (summary.rejected and mode is ImportMode.ALL_OR_NOTHING):
+        spec.write(session, batch)
