@@ -13,6 +13,7 @@ MODEL_MODULES = (
     "quietline.platform.audit",
     "quietline.platform.changefeed",
     "quietline.platform.sms",
+    "quietline.numbers.orm",
     "quietline.accounts.orm",
     "quietline.registry.orm",
 )
