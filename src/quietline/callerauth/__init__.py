@@ -1,1 +1,11 @@
-"""quietline.callerauth."""
+"""quietline.callerauth: caller-number authentication (主叫鉴权).
+
+STIR/SHAKEN signing and verification (RFC 8225 PASSporT with the RFC 8588 SHAKEN extension, carried
+in the RFC 8224 SIP Identity header, with RFC 8226 TNAuthList certificates), a small certificate
+authority for tests and pilots, the caller-number ledger that decides attestation, and the spoofing
+checks that need no token. Verdicts feed the screening engine (reason ``caller_auth_failed``).
+
+Public modules: ``passport`` (tokens and Identity headers), ``verify`` (the verification service),
+``certs`` (certificate fetchers and trust stores), ``tnauth`` (TNAuthList), ``ca`` (the CA),
+``model`` (ledger values and spoofing checks), ``actions`` and ``queries`` (the ledger).
+"""

@@ -7,7 +7,7 @@ import sys
 import typer
 from pydantic import ValidationError
 
-from quietline.cli import audit, db, enterprise, keys, sms
+from quietline.cli import audit, callerauth, db, enterprise, keys, sms
 from quietline.platform.errors import QuietlineError
 from quietline.vocabulary import VocabularyError
 
@@ -22,6 +22,7 @@ cli.add_typer(audit.app, name="audit")
 cli.add_typer(sms.app, name="sms")
 cli.add_typer(enterprise.app, name="enterprise")
 cli.add_typer(keys.app, name="keys")
+cli.add_typer(callerauth.app, name="callerauth")
 
 
 @cli.command("serve")

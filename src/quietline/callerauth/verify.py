@@ -1,0 +1,303 @@
+"""The verification service (terminating side): is the caller ID signed by someone entitled to it?
+
+Follows RFC 8224 §6.2 with the SHAKEN profile (RFC 8588, ATIS-1000074 §5.3): parse the Identity
+header (or take a bare token), dereference ``x5u``, check the certificate chains to a trusted STI-CA
+and is not revoked, check the ES256 signature, that ``iat`` is within the freshness window of the
+call (60 s, RFC 8224 §6.2.1 — from ``iat``, never from the SIP Date header), that ``orig``/``dest``
+are the call's numbers, and that the certificate's TNAuthList (RFC 8226) covers the caller.
+The outcome is a ``verstat`` (TN-Validation-Passed / -Failed / No-TN-Validation) with the RFC 8224
+reason code, and the attestation level. A valid attestation says who signed, not that the call is
+wanted: screening decides that.
+
+Time is passed in (``now``); the verifier never reads a clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import IntEnum, StrEnum
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from quietline.callerauth import passport as pp
+from quietline.callerauth import tnauth
+from quietline.callerauth.certs import (
+    CertificateFetcher,
+    CertificateFetchError,
+    TrustStore,
+    UntrustedCertificate,
+)
+from quietline.callerauth.tn import canonical_tn
+
+#: RFC 8224 §6.2.1: the verifier rejects an ``iat`` more than this many seconds from the call.
+FRESHNESS_SECONDS = 60
+
+
+class Verstat(StrEnum):
+    """Verification status passed on to the called party (ATIS-1000074 §5.3.1, 3GPP TS 24.229)."""
+
+    PASSED = "TN-Validation-Passed"
+    FAILED = "TN-Validation-Failed"
+    NO_VALIDATION = "No-TN-Validation"
+
+
+class Reason(IntEnum):
+    """SIP response codes a STIR verifier uses (RFC 8224 §6.2.2, §13.2)."""
+
+    STALE_DATE = 403
+    USE_IDENTITY_HEADER = 428
+    BAD_IDENTITY_INFO = 436
+    UNSUPPORTED_CREDENTIAL = 437
+    INVALID_IDENTITY_HEADER = 438
+
+    @property
+    def phrase(self) -> str:
+        return _PHRASES[self]
+
+
+_PHRASES = {
+    Reason.STALE_DATE: "Stale Date",
+    Reason.USE_IDENTITY_HEADER: "Use Identity Header",
+    Reason.BAD_IDENTITY_INFO: "Bad Identity Info",
+    Reason.UNSUPPORTED_CREDENTIAL: "Unsupported Credential",
+    Reason.INVALID_IDENTITY_HEADER: "Invalid Identity Header",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    valid: bool
+    verstat: Verstat
+    reason_code: Reason | None = None
+    reason: str = ""
+    attest: pp.Attestation | None = None
+    orig: str | None = None
+    dest: tuple[str, ...] = ()
+    origid: str | None = None
+    x5u: str | None = None
+    signer: str | None = None
+    chain_checked: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "valid": self.valid,
+            "verstat": self.verstat.value,
+            "attest": None if self.attest is None else self.attest.value,
+            "orig": self.orig,
+            "dest": list(self.dest),
+            "origid": self.origid,
+            "x5u": self.x5u,
+            "signer": self.signer,
+            "chain_checked": self.chain_checked,
+        }
+        if self.reason_code is not None:
+            out["reason_code"] = int(self.reason_code)
+            out["reason_phrase"] = self.reason_code.phrase
+        if self.reason:
+            out["reason"] = self.reason
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Credential:
+    public_key: ec.EllipticCurvePublicKey
+    authority: tnauth.TNAuthList | None
+    signer: str
+    usable_until: datetime
+    fresh_until: datetime | None
+
+
+def _as_datetime(now: datetime | float) -> datetime:
+    if isinstance(now, datetime):
+        if now.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
+        return now
+    return datetime.fromtimestamp(now, UTC)
+
+
+class _Failure(Exception):
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class Verifier:
+    """A verification service. ``trust=None`` skips the chain check (the operator pinned the
+    certificate, e.g. ``--cert`` without ``--trust``); verdicts say whether the chain was checked.
+    Validated credentials are cached per x5u until the fetch expires or the certificate does."""
+
+    def __init__(
+        self,
+        fetcher: CertificateFetcher,
+        trust: TrustStore | None,
+        *,
+        freshness_seconds: int = FRESHNESS_SECONDS,
+        require_tn_auth_list: bool = True,
+    ) -> None:
+        self.fetcher = fetcher
+        self.trust = trust
+        self.freshness_seconds = freshness_seconds
+        self.require_tn_auth_list = require_tn_auth_list
+        self._credentials: dict[str, _Credential] = {}
+
+    def verify_identity(
+        self,
+        header: str | None,
+        *,
+        now: datetime | float,
+        orig: str | None = None,
+        dest: str | None = None,
+    ) -> Verdict:
+        """Verify a SIP Identity header value; ``None``/empty means the call carried none."""
+        if header is None or not header.strip():
+            # RFC 8224 §6.2: no Identity header → 428 Use Identity Header; nothing was validated.
+            return Verdict(
+                valid=False,
+                verstat=Verstat.NO_VALIDATION,
+                reason_code=Reason.USE_IDENTITY_HEADER,
+                reason="the call carries no Identity header",
+                orig=orig,
+                dest=() if dest is None else (dest,),
+            )
+        try:
+            parsed = pp.parse_identity_header(header)
+        except pp.PassportFormatError as exc:
+            return Verdict(False, Verstat.FAILED, Reason.INVALID_IDENTITY_HEADER, str(exc))
+        if parsed.alg is not None and parsed.alg != pp.ALG:
+            return Verdict(
+                False, Verstat.FAILED, Reason.INVALID_IDENTITY_HEADER, f"alg={parsed.alg} is not {pp.ALG}"
+            )
+        if parsed.ppt is not None and parsed.ppt != pp.PPT:
+            return Verdict(
+                False,
+                Verstat.FAILED,
+                Reason.INVALID_IDENTITY_HEADER,
+                f"ppt={parsed.ppt} is not supported (only {pp.PPT}; RFC 8588 §3)",
+            )
+        return self.verify_token(parsed.token, now=now, orig=orig, dest=dest, info=parsed.info)
+
+    def verify_token(
+        self,
+        token: str,
+        *,
+        now: datetime | float,
+        orig: str | None = None,
+        dest: str | None = None,
+        info: str | None = None,
+    ) -> Verdict:
+        """Verify a bare compact PASSporT (``info`` is the Identity header's, when there was one)."""
+        when = _as_datetime(now)
+        try:
+            decoded = pp.decode(token)
+            passport = pp.to_passport(decoded)
+        except pp.PassportFormatError as exc:
+            return Verdict(False, Verstat.FAILED, Reason.INVALID_IDENTITY_HEADER, str(exc))
+        try:
+            if info is not None and info != passport.x5u:
+                # ATIS-1000074 §5.3.1: the info parameter and x5u must name the same certificate.
+                raise _Failure(Reason.BAD_IDENTITY_INFO, "info parameter does not match x5u")
+            credential = self._credential(passport.x5u, when)
+            if not decoded.verify_signature(credential.public_key):
+                raise _Failure(Reason.INVALID_IDENTITY_HEADER, "signature does not verify (RFC 8225 §7)")
+            age = when.timestamp() - passport.iat
+            if abs(age) > self.freshness_seconds:
+                raise _Failure(
+                    Reason.STALE_DATE,
+                    f"iat is {int(age)} s from the call time "
+                    f"(limit {self.freshness_seconds} s, RFC 8224 §6.2.1)",
+                )
+            if orig is not None and canonical_tn(orig, "orig") != passport.orig_tn:
+                raise _Failure(
+                    Reason.INVALID_IDENTITY_HEADER, "orig.tn is not the calling number (RFC 8224 §6.2.3)"
+                )
+            if dest is not None and canonical_tn(dest, "dest") not in passport.dest_tns:
+                raise _Failure(
+                    Reason.INVALID_IDENTITY_HEADER,
+                    "dest.tn does not name the called number (RFC 8224 §6.2.3)",
+                )
+            authority = credential.authority
+            # RFC 8226 §9: a certificate that lists numbers vouches only for those; one that names
+            # a service provider code (the SHAKEN profile, ATIS-1000080) vouches for its SPC.
+            if (
+                authority is not None
+                and authority.lists_numbers
+                and not authority.spcs
+                and not authority.covers(passport.orig_tn)
+            ):
+                raise _Failure(
+                    Reason.UNSUPPORTED_CREDENTIAL,
+                    "the certificate's TNAuthList does not cover orig.tn (RFC 8226 §9)",
+                )
+        except _Failure as failure:
+            return self._verdict(passport, reason=failure.reason, message=failure.message)
+        return self._verdict(passport, signer=credential.signer)
+
+    def _verdict(
+        self,
+        passport: pp.ShakenPassport,
+        *,
+        reason: Reason | None = None,
+        message: str = "",
+        signer: str | None = None,
+    ) -> Verdict:
+        return Verdict(
+            valid=reason is None,
+            verstat=Verstat.PASSED if reason is None else Verstat.FAILED,
+            reason_code=reason,
+            reason=message,
+            attest=passport.attest,
+            orig=passport.orig_tn,
+            dest=passport.dest_tns,
+            origid=passport.origid,
+            x5u=passport.x5u,
+            signer=signer,
+            chain_checked=self.trust is not None,
+        )
+
+    def clear_cache(self) -> None:
+        """Forget validated credentials (after the trust store or its CRLs change)."""
+        self._credentials.clear()
+
+    def _credential(self, x5u: str, now: datetime) -> _Credential:
+        cached = self._credentials.get(x5u)
+        if (
+            cached is not None
+            and cached.fresh_until is not None
+            and now <= cached.usable_until
+            and now < cached.fresh_until
+        ):
+            return cached
+        try:
+            fetched = self.fetcher.fetch(x5u, now)
+        except CertificateFetchError as exc:
+            raise _Failure(Reason.BAD_IDENTITY_INFO, str(exc)) from exc
+        leaf = fetched.chain[0]
+        try:
+            if self.trust is not None:
+                self.trust.validate(fetched.chain, now)
+            elif not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc:
+                raise UntrustedCertificate("the certificate is outside its validity period")
+            key = leaf.public_key()
+            if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+                raise UntrustedCertificate("the certificate does not hold a P-256 key (ES256)")
+            try:
+                authority = tnauth.from_certificate(leaf)
+            except tnauth.TNAuthListError as exc:
+                raise UntrustedCertificate(str(exc)) from exc
+            if authority is None and self.require_tn_auth_list:
+                raise UntrustedCertificate("the certificate carries no TNAuthList (RFC 8226 §9)")
+        except UntrustedCertificate as exc:
+            raise _Failure(Reason.UNSUPPORTED_CREDENTIAL, str(exc)) from exc
+        credential = _Credential(
+            public_key=key,
+            authority=authority,
+            signer=leaf.subject.rfc4514_string(),
+            usable_until=leaf.not_valid_after_utc,
+            fresh_until=fetched.fresh_until,
+        )
+        if fetched.fresh_until is not None:
+            self._credentials[x5u] = credential
+        return credential

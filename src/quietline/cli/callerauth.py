@@ -1,0 +1,207 @@
+"""``quietline callerauth``: sign and verify SHAKEN PASSporTs, run the small STI-CA, keep the
+caller-number ledger. Thin: parsing and printing only; the rules live in quietline.callerauth."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+
+from quietline.callerauth import passport as pp
+from quietline.callerauth.ca import (
+    CA_CERT,
+    CRL,
+    CertificateAuthority,
+    load_private_key,
+    private_key_pem,
+    write_certificate,
+    write_private,
+)
+from quietline.callerauth.certs import (
+    CertificateFetchError,
+    LocalCertificateStore,
+    TrustStore,
+    UntrustedCertificate,
+    load_certificate_files,
+)
+from quietline.callerauth.verify import Verifier
+from quietline.cli.common import JSON_OPTION, console, emit_json, fail
+from quietline.platform.clock import SystemClock
+
+app = typer.Typer(
+    help="Caller authentication (STIR/SHAKEN) and the caller-number ledger.", no_args_is_help=True
+)
+ca_app = typer.Typer(help="A small STI certificate authority for tests and pilots.", no_args_is_help=True)
+app.add_typer(ca_app, name="ca")
+
+
+def _now(epoch: int | None) -> datetime:
+    return SystemClock().now() if epoch is None else datetime.fromtimestamp(epoch, UTC)
+
+
+def _read(path: Path, option: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"{option}: cannot read {path}: {exc}")
+
+
+@app.command("sign")
+def sign(
+    *,
+    orig: str = typer.Option(..., "--orig", help="Calling number (any accepted spelling)."),
+    dest: list[str] = typer.Option(..., "--dest", help="Called number; repeat for several."),
+    attest: str = typer.Option(..., "--attest", help="Attestation level A, B or C."),
+    key: Path = typer.Option(..., "--key", help="The signer's EC P-256 private key (PEM)."),
+    x5u: str = typer.Option(..., "--x5u", help="URL of the signer's certificate."),
+    iat: int | None = typer.Option(None, "--iat", help="Issued-at time (epoch seconds); default now."),
+    origid: str | None = typer.Option(None, "--origid", help="Origination UUID; default a fresh one."),
+    header: bool = typer.Option(False, "--identity-header", help="Print the SIP Identity header value."),
+) -> None:
+    """Print a compact SHAKEN PASSporT (RFC 8225/8588) signed with KEY."""
+    private = load_private_key(key)
+    try:
+        passport = pp.build(
+            orig=orig,
+            dest=dest,
+            attest=attest,
+            x5u=x5u,
+            iat=int(_now(iat).timestamp()),
+            origid=origid,
+        )
+    except pp.PassportFormatError as exc:
+        fail(str(exc))
+    token = pp.sign(passport, private)
+    sys.stdout.write((pp.identity_header(token, passport.x5u) if header else token) + "\n")
+
+
+@app.command("verify")
+def verify(
+    *,
+    passport_file: Path | None = typer.Option(None, "--passport", help="File holding a bare PASSporT."),
+    header_file: Path | None = typer.Option(
+        None, "--identity-header", help="File holding an Identity header value."
+    ),
+    cert: Path = typer.Option(..., "--cert", help="The signer's certificate (PEM, leaf first)."),
+    trust: list[Path] = typer.Option([], "--trust", help="Trusted CA certificate(s); repeatable."),
+    crl: list[Path] = typer.Option([], "--crl", help="Revocation list(s) to consult; repeatable."),
+    orig: str | None = typer.Option(None, "--orig", help="The call's calling number."),
+    dest: str | None = typer.Option(None, "--dest", help="The call's called number."),
+    now: int | None = typer.Option(None, "--now", help="Verification time (epoch seconds); default now."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Verify a PASSporT or Identity header; --cert supplies the certificate instead of fetching x5u.
+
+    Exit 0 whenever verification ran (the verdict is in the output), 2 on unusable input."""
+    if (passport_file is None) == (header_file is None):
+        fail("give exactly one of --passport or --identity-header")
+    try:
+        chain = load_certificate_files([cert])
+        store = LocalCertificateStore()
+        store.serve_for_any_url(chain)
+        trust_store = TrustStore.from_files(trust, crl) if trust else None
+    except (OSError, CertificateFetchError, UntrustedCertificate) as exc:
+        fail(f"certificates: {exc}")
+    verifier = Verifier(store, trust_store)
+    when = _now(now)
+    if header_file is not None:
+        verdict = verifier.verify_identity(
+            _read(header_file, "--identity-header"), now=when, orig=orig, dest=dest
+        )
+    elif passport_file is not None:
+        verdict = verifier.verify_token(
+            _read(passport_file, "--passport").strip(), now=when, orig=orig, dest=dest
+        )
+    if as_json:
+        emit_json(verdict.as_dict())
+        return
+    if verdict.valid:
+        console.print(f"[green]{verdict.verstat.value}[/green] attest={verdict.attest} orig={verdict.orig}")
+    else:
+        code = int(verdict.reason_code) if verdict.reason_code is not None else "-"
+        console.print(f"[red]{verdict.verstat.value}[/red] {code} {verdict.reason}")
+
+
+@ca_app.command("init")
+def ca_init(
+    *,
+    directory: Path = typer.Option(..., "--dir", help="Directory for the CA's key, certificate and CRL."),
+    name: str = typer.Option("quietline STI-CA", "--name", help="The CA's common name."),
+    days: int = typer.Option(3650, "--days", help="Validity of the root certificate."),
+) -> None:
+    """Create a CA: ca.key (mode 0600), ca.pem, an empty crl.pem."""
+    ca = CertificateAuthority.init(directory, now=SystemClock().now(), name=name, days=days)
+    console.print(f"CA created: {ca.directory / CA_CERT}")
+
+
+@ca_app.command("issue", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def ca_issue(
+    ctx: typer.Context,
+    *,
+    directory: Path = typer.Option(..., "--dir", help="The CA directory."),
+    spc: str | None = typer.Option(None, "--spc", help="Service provider code for TNAuthList."),
+    tn: list[str] = typer.Option([], "--tn", help="A single number for TNAuthList; repeatable."),
+    out: Path = typer.Option(..., "--out", help="Where to write the certificate (PEM, with the CA chain)."),
+    key_out: Path | None = typer.Option(None, "--key-out", help="Where to write the key (default OUT.key)."),
+    days: int = typer.Option(365, "--days", help="Validity in days."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Issue a service-provider certificate with TNAuthList (RFC 8226) and its private key.
+
+    Number ranges: ``--tn-range START COUNT``, repeatable (COUNT numbers from START)."""
+    tn_range = _tn_ranges(ctx.args)
+    if not spc and not tn_range and not tn:
+        fail("give --spc, --tn-range or --tn (TNAuthList needs at least one entry)")
+    ca = CertificateAuthority.load(directory)
+    key, cert = ca.issue(now=SystemClock().now(), spc=spc, tn_ranges=tn_range, tns=tn, days=days)
+    key_path = key_out or out.with_suffix(".key")
+    write_private(key_path, private_key_pem(key))
+    write_certificate(out, cert, [ca.cert])
+    if as_json:
+        emit_json({"serial": cert.serial_number, "cert": str(out), "key": str(key_path)})
+    else:
+        console.print(f"issued serial {cert.serial_number}: {out} (key {key_path}, mode 0600)")
+
+
+def _tn_ranges(args: list[str]) -> list[tuple[str, int]]:
+    """``--tn-range START COUNT`` pairs (Typer has no repeatable two-value option)."""
+    ranges: list[tuple[str, int]] = []
+    rest = list(args)
+    while rest:
+        flag = rest.pop(0)
+        if flag != "--tn-range":
+            fail(f"unexpected argument {flag!r}")
+        if len(rest) < 2 or not rest[1].isdigit():
+            fail("--tn-range takes START COUNT (digits, then a count of numbers)")
+        ranges.append((rest.pop(0), int(rest.pop(0))))
+    return ranges
+
+
+@ca_app.command("revoke")
+def ca_revoke(
+    *,
+    directory: Path = typer.Option(..., "--dir", help="The CA directory."),
+    serial: int = typer.Option(..., "--serial", help="Serial number of the certificate to revoke."),
+) -> None:
+    """Revoke a certificate and rewrite crl.pem."""
+    ca = CertificateAuthority.load(directory)
+    ca.revoke(serial, now=SystemClock().now())
+    console.print(f"revoked {serial}; CRL: {directory / CRL}")
+
+
+@ca_app.command("list")
+def ca_list(
+    *,
+    directory: Path = typer.Option(..., "--dir", help="The CA directory."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Certificates this CA issued, with revocation state."""
+    rows = [r.as_dict() for r in CertificateAuthority.load(directory).issued()]
+    if as_json:
+        emit_json(rows)
+    else:
+        for row in rows:
+            console.print(json.dumps(row, ensure_ascii=False))
