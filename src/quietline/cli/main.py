@@ -7,7 +7,7 @@ import sys
 import typer
 from pydantic import ValidationError
 
-from quietline.cli import audit, callerauth, db, enterprise, keys, sms
+from quietline.cli import audit, callerauth, db, enterprise, keys, numbers, sms
 from quietline.platform.errors import QuietlineError
 from quietline.vocabulary import VocabularyError
 
@@ -18,6 +18,7 @@ cli = typer.Typer(
     add_completion=False,
 )
 cli.add_typer(db.app, name="db")
+cli.add_typer(numbers.app, name="numbers")
 cli.add_typer(audit.app, name="audit")
 cli.add_typer(sms.app, name="sms")
 cli.add_typer(enterprise.app, name="enterprise")

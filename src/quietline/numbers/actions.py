@@ -181,7 +181,7 @@ def _merge(
         subject=f"sha256:{summary.sha256}",
         at=now,
         after={
-            "source": summary.source,
+            "source": str(Path(summary.source).resolve()),
             "sha256": summary.sha256,
             "mode": mode.value,
             "rows_read": summary.rows_read,
