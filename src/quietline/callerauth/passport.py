@@ -32,6 +32,7 @@ PPT = "shaken"
 TYP = "passport"
 _P256_BYTES = 32
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
@@ -62,7 +63,7 @@ def b64url_encode(data: bytes) -> str:
 
 
 def b64url_decode(text: str) -> bytes:
-    if not re.fullmatch(r"[A-Za-z0-9_-]*", text):
+    if not _B64URL.fullmatch(text):
         raise PassportFormatError("token part is not base64url (RFC 7515 §2)")
     try:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
@@ -260,41 +261,44 @@ _HEADER_NAME = re.compile(r"^\s*(identity|y)\s*:\s*", re.IGNORECASE)
 _FOLD = re.compile(r"\r?\n[ \t]+")
 
 
+_PARAM = re.compile(r';((?:<[^>]*>|"[^"]*"|[^;<>"])*)')
+
+
 def _split_params(text: str) -> list[str]:
-    """Split on ``;`` outside ``<...>`` and quoted strings (a URI may hold ``;``)."""
-    parts: list[str] = []
-    current: list[str] = []
-    in_angle = in_quote = False
-    for ch in text:
-        if ch == '"' and not in_angle:
-            in_quote = not in_quote
-        elif ch == "<" and not in_quote:
-            in_angle = True
-        elif ch == ">" and not in_quote:
-            in_angle = False
-        if ch == ";" and not in_angle and not in_quote:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-    parts.append("".join(current))
-    return parts
+    """Split ``;a=1;info=<uri;x>;b="q"`` on the ``;`` outside ``<...>`` and quoted strings (a URI
+    may hold ``;``); unbalanced brackets or quotes are an error rather than silently dropped."""
+    pieces: list[str] = []
+    pos = 0
+    for match in _PARAM.finditer(text):
+        if match.start() != pos:
+            break
+        pieces.append(match.group(1))
+        pos = match.end()
+    if pos != len(text):
+        raise PassportFormatError(
+            "unbalanced angle brackets or quotes in the Identity header (RFC 8224 §4.1)"
+        )
+    return pieces
 
 
 def parse_identity_header(text: str) -> IdentityHeader:
     """Parse an Identity header value (with or without ``Identity:``), tolerating the spellings
     seen in the field: line folding, spaces around ``;`` and ``=``, any parameter order, quoted
     values, and ``info`` with or without angle brackets (RFC 8224 §4.1 requires them)."""
-    value = _FOLD.sub(" ", text).strip()
-    value = _HEADER_NAME.sub("", value, count=1).strip()
+    value = (_FOLD.sub(" ", text) if "\n" in text else text).strip()
+    if ":" in value.partition(".")[0]:  # base64url has no ":", so only a header name puts one here
+        value = _HEADER_NAME.sub("", value, count=1).strip()
     if not value:
         raise PassportFormatError("empty Identity header (RFC 8224 §4.1)")
-    pieces = _split_params(value)
-    token = re.sub(r"\s+", "", pieces[0])
+    # The token is base64url and dots, so the first ";" ends it; only the short parameter part
+    # needs the bracket-aware split.
+    token_part, sep, param_part = value.partition(";")
+    token = "".join(token_part.split())
     if token.count(".") != 2:
         raise PassportFormatError("Identity header does not start with a compact PASSporT (RFC 8224 §4.1)")
+    pieces = _split_params(sep + param_part)
     params: dict[str, str] = {}
-    for raw in pieces[1:]:
+    for raw in pieces:
         piece = raw.strip()
         if not piece:
             continue

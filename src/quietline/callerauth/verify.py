@@ -209,11 +209,19 @@ class Verifier:
                     f"iat is {int(age)} s from the call time "
                     f"(limit {self.freshness_seconds} s, RFC 8224 §6.2.1)",
                 )
-            if orig is not None and canonical_tn(orig, "orig") != passport.orig_tn:
+            if (
+                orig is not None
+                and orig != passport.orig_tn
+                and canonical_tn(orig, "orig") != passport.orig_tn
+            ):
                 raise _Failure(
                     Reason.INVALID_IDENTITY_HEADER, "orig.tn is not the calling number (RFC 8224 §6.2.3)"
                 )
-            if dest is not None and canonical_tn(dest, "dest") not in passport.dest_tns:
+            if (
+                dest is not None
+                and dest not in passport.dest_tns
+                and canonical_tn(dest, "dest") not in passport.dest_tns
+            ):
                 raise _Failure(
                     Reason.INVALID_IDENTITY_HEADER,
                     "dest.tn does not name the called number (RFC 8224 §6.2.3)",
