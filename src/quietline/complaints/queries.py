@@ -1,0 +1,291 @@
+"""Reads of the complaint centre: a case with its clocks, inboxes, linked cases, breaches, the calendar."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from quietline.complaints.model import (
+    OPEN_STATES,
+    Alert,
+    CaseState,
+    DeadlinePolicy,
+    Deadlines,
+    Stage,
+    Timeline,
+    alerts,
+    compute_deadlines,
+)
+from quietline.complaints.orm import (
+    CaseRow,
+    ReportRow,
+    WebhookDeliveryRow,
+    WebhookEndpointRow,
+    WorkdayOverrideRow,
+    WorkdayYearRow,
+)
+from quietline.platform import audit
+from quietline.platform.errors import NotFound
+from quietline.platform.workdays import WorkingCalendar
+
+POLICY = DeadlinePolicy()
+
+
+def load_calendar(session: Session) -> WorkingCalendar:
+    """The statutory calendar with this installation's overrides and declared years."""
+    overrides = {r.day: r.working for r in session.scalars(select(WorkdayOverrideRow))}
+    years = frozenset(session.scalars(select(WorkdayYearRow.year)))
+    return WorkingCalendar(overrides=overrides, complete_years=years)
+
+
+def timeline(row: CaseRow) -> Timeline:
+    return Timeline(row.clock_start, row.forwarded_at, row.feedback_at, row.answered_at)
+
+
+def deadlines_of(row: CaseRow, calendar: WorkingCalendar, policy: DeadlinePolicy = POLICY) -> Deadlines:
+    return compute_deadlines(timeline(row), calendar, policy)
+
+
+def _iso(value: datetime | date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+@dataclass(frozen=True)
+class CaseView:
+    row: CaseRow
+    deadlines: Deadlines
+    linked: int = 0
+    merged: bool = False
+
+    @property
+    def id(self) -> int:
+        return self.row.id
+
+    @property
+    def state(self) -> CaseState:
+        return CaseState.parse(self.row.state)
+
+    def as_dict(self) -> dict[str, Any]:
+        r = self.row
+        state = self.state
+        return {
+            "id": r.id,
+            "state": state.value,
+            "state_label": state.label,
+            "cycle": r.cycle,
+            "merged": self.merged,
+            "report_count": r.report_count,
+            "linked_cases": self.linked,
+            "reporter": r.reporter,
+            "reporter_carrier": r.reporter_carrier,
+            "reported": r.reported,
+            "reported_type": r.reported_type,
+            "channel": r.channel,
+            "occurred_at": _iso(r.occurred_at),
+            "received_at": _iso(r.received_at),
+            "duration_seconds": r.duration_seconds,
+            "form": r.form,
+            "category": r.category,
+            "nature": r.nature,
+            "text": r.sms_text,
+            "description": r.description,
+            "responsible_carrier": r.responsible_carrier,
+            "responsible_company": r.responsible_company,
+            "assisting_carrier": r.assisting_carrier,
+            "route_basis": r.route_basis,
+            "route_explanation": r.route_explanation,
+            "deadlines": self.deadlines.as_dates(),
+            "clocks": [
+                {
+                    "stage": c.stage.value,
+                    "due": _iso(c.due),
+                    "projected": c.projected,
+                    "started_at": _iso(c.started_at),
+                    "finished_at": _iso(c.finished_at),
+                    "late": c.late_by_finish(),
+                    "calendar_gap": _iso(c.uncovered),
+                }
+                for c in self.deadlines.clocks
+            ],
+            "accepted_at": _iso(r.accepted_at),
+            "forwarded_at": _iso(r.forwarded_at),
+            "feedback_at": _iso(r.feedback_at),
+            "answered_at": _iso(r.answered_at),
+            "closed_at": _iso(r.closed_at),
+            "result": r.result,
+            "measure": r.measure,
+            "action": r.action_text,
+            "answer": r.answer_text,
+            "rejection_reason": r.rejection_reason,
+            "appeal": r.appeal_text,
+            "appealed_at": _iso(r.appealed_at),
+            "notify_status": r.notify_status,
+        }
+
+
+def _linked_count(session: Session, reported: str) -> int:
+    return int(session.scalar(select(func.count()).where(CaseRow.reported == reported)) or 0) - 1
+
+
+def view(
+    session: Session, row: CaseRow, *, merged: bool = False, calendar: WorkingCalendar | None = None
+) -> CaseView:
+    cal = calendar or load_calendar(session)
+    return CaseView(row, deadlines_of(row, cal), _linked_count(session, row.reported), merged)
+
+
+def get_row(session: Session, case_id: int) -> CaseRow:
+    row = session.get(CaseRow, case_id)
+    if row is None:
+        raise NotFound(f"no complaint {case_id}", field="id")
+    return row
+
+
+def show(session: Session, case_id: int) -> CaseView:
+    return view(session, get_row(session, case_id))
+
+
+def history(session: Session, case_id: int) -> list[audit.AuditView]:
+    """Every audited transition of the case, oldest first."""
+    return list(reversed(audit.for_subject(session, "complaint", str(case_id))))
+
+
+def reports(session: Session, case_id: int) -> list[ReportRow]:
+    return list(session.scalars(select(ReportRow).where(ReportRow.case_id == case_id).order_by(ReportRow.id)))
+
+
+def linked(session: Session, reported: str) -> list[CaseView]:
+    """Every case about one number (reports by many reporters are seen together)."""
+    cal = load_calendar(session)
+    rows = session.scalars(select(CaseRow).where(CaseRow.reported == reported).order_by(CaseRow.id))
+    return [CaseView(r, deadlines_of(r, cal)) for r in rows]
+
+
+def inbox(
+    session: Session, party: str, *, states: Iterable[CaseState] | None = None, limit: int = 200
+) -> list[CaseView]:
+    """A company's cases: where it is the responsible or the assisting carrier, or the responsible
+    enterprise; open ones by default, oldest deadline first."""
+    wanted = [s.value for s in (states or OPEN_STATES)]
+    rows = session.scalars(
+        select(CaseRow)
+        .where(
+            or_(
+                CaseRow.responsible_carrier == party,
+                CaseRow.assisting_carrier == party,
+                CaseRow.responsible_company == party,
+            ),
+            CaseRow.state.in_(wanted),
+        )
+        .order_by(CaseRow.feedback_due.is_(None), CaseRow.feedback_due, CaseRow.id)
+        .limit(limit)
+    )
+    cal = load_calendar(session)
+    return [view(session, r, calendar=cal) for r in rows]
+
+
+def of_reporter(session: Session, reporter: str, limit: int = 100) -> list[CaseView]:
+    cal = load_calendar(session)
+    rows = session.scalars(
+        select(CaseRow).where(CaseRow.reporter == reporter).order_by(CaseRow.id.desc()).limit(limit)
+    )
+    return [CaseView(r, deadlines_of(r, cal)) for r in rows]
+
+
+@dataclass(frozen=True)
+class BreachItem:
+    case_id: int
+    state: str
+    stage: Stage
+    alert: Alert
+    due: date | None
+    responsible_carrier: str | None
+    responsible_company: str | None
+    reported: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.case_id,
+            "state": self.state,
+            "stage": self.stage.value,
+            "kind": self.alert.value,
+            "due": _iso(self.due),
+            "responsible_carrier": self.responsible_carrier,
+            "responsible_company": self.responsible_company,
+            "reported": self.reported,
+        }
+
+
+def breaches(
+    session: Session, as_of: datetime, *, include_warnings: bool = True, policy: DeadlinePolicy = POLICY
+) -> list[BreachItem]:
+    """Breaches (and, unless told otherwise, due-soon warnings and calendar gaps) as of ``as_of``.
+
+    Cases are considered as they stood at ``as_of``: a stage finished after ``as_of`` counts as unfinished
+    then, and cases received after ``as_of`` are ignored.
+    """
+    cal = load_calendar(session)
+    rows = session.scalars(
+        select(CaseRow)
+        .where(CaseRow.received_at <= as_of, CaseRow.clock_start.is_not(None))
+        .order_by(CaseRow.id)
+    )
+    out: list[BreachItem] = []
+    for row in rows:
+        for item in alerts(deadlines_of(row, cal, policy), as_of, cal, policy):
+            if item.alert is not Alert.BREACH and not include_warnings:
+                continue
+            out.append(
+                BreachItem(
+                    row.id,
+                    row.state,
+                    item.stage,
+                    item.alert,
+                    item.due,
+                    row.responsible_carrier,
+                    row.responsible_company,
+                    row.reported,
+                )
+            )
+    return out
+
+
+def counts_by_company_and_state(session: Session) -> list[dict[str, Any]]:
+    """Regulator view: open cases by responsible carrier and state."""
+    rows = session.execute(
+        select(CaseRow.responsible_carrier, CaseRow.state, func.count())
+        .group_by(CaseRow.responsible_carrier, CaseRow.state)
+        .order_by(CaseRow.responsible_carrier, CaseRow.state)
+    ).all()
+    return [{"carrier": c, "state": s, "count": int(n)} for c, s, n in rows]
+
+
+def webhook_deliveries(session: Session, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    query = (
+        select(WebhookDeliveryRow, WebhookEndpointRow)
+        .join(WebhookEndpointRow, WebhookEndpointRow.id == WebhookDeliveryRow.endpoint_id)
+        .order_by(WebhookDeliveryRow.created_at.desc())
+        .limit(limit)
+    )
+    if status:
+        query = query.where(WebhookDeliveryRow.status == status)
+    return [
+        {
+            "delivery_id": d.id,
+            "event": d.event,
+            "case_id": d.case_id,
+            "party": f"{e.party_kind}:{e.party_id}",
+            "url": e.url,
+            "status": d.status,
+            "attempts": d.attempts,
+            "next_attempt_at": _iso(d.next_attempt_at),
+            "delivered_at": _iso(d.delivered_at),
+            "last_error": d.last_error,
+        }
+        for d, e in session.execute(query).all()
+    ]
