@@ -16,6 +16,7 @@ MODEL_MODULES = (
     "quietline.numbers.orm",
     "quietline.accounts.orm",
     "quietline.registry.orm",
+    "quietline.complaints.orm",
 )
 
 for name in MODEL_MODULES:
