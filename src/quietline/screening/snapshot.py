@@ -1,0 +1,700 @@
+"""The compiled screening snapshot: everything the decision order needs, in memory, no SQL.
+
+The snapshot is derived from the registry (DESIGN.md "Architecture": the database is the source of
+truth; the snapshot is rebuilt or patched from the change feed and never written to directly). Its large
+parts (category refusals, consents, system lists, warnings) are compact immutable ``NumberSet``s; a
+change from the feed lands in a small overlay next to them (``LiveSet``), so a delta never rebuilds the
+compact part and the per-call path stays a few hash and array reads.
+
+"The latest expression wins both ways" (DESIGN.md decision order step 6; the 2020 draft 通信短信息和语音
+呼叫服务管理规定: consent may be withdrawn at any time): a consent of enterprise E for category k is
+*effective* unless an active refusal of k (or of all marketing) on the same channel was given after it.
+The snapshot keeps, per (E, k, channel), the set of numbers with an effective consent, and resolves the
+times when compiling or applying a delta, so a decision needs no timestamps:
+
+- refused and effective consent → allow; refused without → block (``refused_category``);
+- not refused: under the strict policy (no explicit consent counts as refusal, 未明确同意的，视为拒绝)
+  block unless effective consent (``no_consent``); under opt-out allow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from quietline.platform.settings import ConsentPolicy
+from quietline.screening.model import (
+    NEVER_BLOCK_NATIONAL,
+    OUTCOMES,
+    REASON_INDEX,
+    REASON_ORDER,
+    Decision,
+    Outcome,
+    Reason,
+    ScreenRequest,
+)
+from quietline.screening.numberset import IntArray, NumberSet
+from quietline.vocabulary import ALL_CATEGORIES, Category, Channel
+
+TOPIC_REFUSAL = "registry.refusal"
+TOPIC_PERSONAL_LIST = "registry.personal_list"
+TOPIC_CONSENT = "registry.consent"
+TOPIC_SYSTEM_LIST = "registry.system_list"
+TOPIC_WARNING = "marks.warning"
+TOPICS: tuple[str, ...] = (
+    TOPIC_REFUSAL,
+    TOPIC_PERSONAL_LIST,
+    TOPIC_CONSENT,
+    TOPIC_SYSTEM_LIST,
+    TOPIC_WARNING,
+)
+
+SCOPES: tuple[str, ...] = (ALL_CATEGORIES, *(c.value for c in Category))
+CHANNELS: tuple[str, ...] = tuple(c.value for c in Channel)
+FORMAT_VERSION = 1
+
+#: Decision code of each reason code, indexed like ``model.REASON_ORDER`` (for batch results).
+DECISION_ORDER: tuple[Decision, ...] = tuple(Decision)
+DECISION_OF_REASON = np.array(
+    [DECISION_ORDER.index(OUTCOMES[r].decision) for r in REASON_ORDER], dtype=np.uint8
+)
+
+
+class SnapshotError(ValueError):
+    """A change or a snapshot file the engine cannot apply (malformed payload, wrong format)."""
+
+
+def e164_int(text: str) -> int:
+    """``+8613812345678`` → 8613812345678 (the change feed and the registry store E.164 strings)."""
+    digits = text[1:] if text.startswith("+") else text
+    if not digits.isdigit() or not 1 <= len(digits) <= 15:
+        raise SnapshotError(f"not an E.164 number: {text!r}")
+    return int(digits)
+
+
+class LiveSet:
+    """A compact immutable ``NumberSet`` plus a small overlay of deltas applied since it was compiled.
+
+    Invariant: ``added`` holds no member of ``base`` and ``removed`` only members of ``base``.
+    """
+
+    __slots__ = ("_overlay_sets", "added", "base", "removed")
+
+    def __init__(self, base: NumberSet | None = None) -> None:
+        self.base = base if base is not None else NumberSet.empty()
+        self.added: set[int] = set()
+        self.removed: set[int] = set()
+        self._overlay_sets: tuple[NumberSet, NumberSet] | None = None
+
+    def __contains__(self, number: int) -> bool:
+        if number in self.added:
+            return True
+        if number in self.removed:
+            return False
+        return number in self.base
+
+    def __len__(self) -> int:
+        return len(self.base) + len(self.added) - len(self.removed)
+
+    def add(self, number: int) -> None:
+        self.removed.discard(number)
+        if number not in self.base:
+            self.added.add(number)
+        self._overlay_sets = None
+
+    def discard(self, number: int) -> None:
+        self.added.discard(number)
+        if number in self.base:
+            self.removed.add(number)
+        self._overlay_sets = None
+
+    @property
+    def overlay_size(self) -> int:
+        return len(self.added) + len(self.removed)
+
+    def contains_many(self, numbers: IntArray) -> npt.NDArray[np.bool_]:
+        out = self.base.contains_many(numbers)
+        if self.added or self.removed:
+            overlay = self._overlay_sets
+            if overlay is None:
+                overlay = (NumberSet.from_iterable(self.added), NumberSet.from_iterable(self.removed))
+                self._overlay_sets = overlay
+            if self.added:
+                out |= overlay[0].contains_many(numbers)
+            if self.removed:
+                out &= ~overlay[1].contains_many(numbers)
+        return out
+
+    def compacted(self) -> NumberSet:
+        """The members as one compact set (the overlay folded in)."""
+        if not self.added and not self.removed:
+            return self.base
+        members = self.base.to_array()
+        if self.removed:
+            members = members[~np.isin(members, np.fromiter(self.removed, dtype=np.int64))]
+        if self.added:
+            members = np.concatenate([members, np.fromiter(self.added, dtype=np.int64)])
+        return NumberSet.from_array(members)
+
+    def to_array(self) -> IntArray:
+        return self.compacted().to_array()
+
+
+@dataclass(frozen=True, slots=True)
+class PersonalLists:
+    """One subscriber's own allow and block lists (China Mobile 来电免打扰: numbers, prefixes such as
+    400/950/951, and "block international")."""
+
+    allow_numbers: frozenset[int] = frozenset()
+    allow_prefixes: tuple[str, ...] = ()
+    allow_international: bool = False
+    block_numbers: frozenset[int] = frozenset()
+    block_prefixes: tuple[str, ...] = ()
+    block_international: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return self == _NO_LISTS
+
+    def with_entry(self, list_name: str, kind: str, value: str, active: bool) -> PersonalLists:
+        if list_name not in ("allow", "block"):
+            raise SnapshotError(f"personal list must be allow or block, not {list_name!r}")
+        allow = list_name == "allow"
+        if kind == "number":
+            n = e164_int(value)
+            numbers = self.allow_numbers if allow else self.block_numbers
+            numbers = numbers | {n} if active else numbers - {n}
+            return replace(self, allow_numbers=numbers) if allow else replace(self, block_numbers=numbers)
+        if kind == "prefix":
+            if not value.isdigit():
+                raise SnapshotError(f"prefix must be digits, not {value!r}")
+            prefixes = set(self.allow_prefixes if allow else self.block_prefixes)
+            if active:
+                prefixes.add(value)
+            else:
+                prefixes.discard(value)
+            ordered = tuple(sorted(prefixes))
+            return replace(self, allow_prefixes=ordered) if allow else replace(self, block_prefixes=ordered)
+        if kind == "international":
+            return (
+                replace(self, allow_international=active)
+                if allow
+                else replace(self, block_international=active)
+            )
+        raise SnapshotError(f"personal list kind must be number, prefix or international, not {kind!r}")
+
+    def match(self, caller: int, national: str, international: bool) -> Reason | None:
+        """Steps 2 and 3 of the decision order for this subscriber (allow wins over block)."""
+        if (
+            caller in self.allow_numbers
+            or (self.allow_international and international)
+            or (national and any(national.startswith(p) for p in self.allow_prefixes))
+        ):
+            return Reason.PERSONAL_ALLOW
+        if caller in self.block_numbers:
+            return Reason.PERSONAL_BLOCK
+        if national and any(national.startswith(p) for p in self.block_prefixes):
+            return Reason.PERSONAL_PREFIX_BLOCK
+        if self.block_international and international:
+            return Reason.INTERNATIONAL_BLOCK
+        return None
+
+    def entries(self) -> list[tuple[str, str, str]]:
+        out: list[tuple[str, str, str]] = []
+        for name in ("allow", "block"):
+            out += [(name, "number", f"+{n}") for n in sorted(getattr(self, f"{name}_numbers"))]
+            out += [(name, "prefix", p) for p in getattr(self, f"{name}_prefixes")]
+            if getattr(self, f"{name}_international"):
+                out.append((name, "international", ""))
+        return out
+
+
+_NO_LISTS = PersonalLists()
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentEntry:
+    """An open (not withdrawn) consent of ``enterprise`` for ``category`` on ``channel``."""
+
+    enterprise: str
+    number: int
+    category: str
+    channel: str
+    granted_at: datetime
+
+
+@dataclass
+class _Ledger:
+    """Per number with open consents: when each consent and each later refusal was expressed.
+
+    Only numbers with at least one open consent are tracked; a refusal older than every tracked consent
+    cannot overtake any of them, so it need not be remembered.
+    """
+
+    consents: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
+    refusals: dict[tuple[str, str], datetime] = field(default_factory=dict)
+
+    def effective(self, category: str, channel: str, granted_at: datetime) -> bool:
+        for scope in (category, ALL_CATEGORIES):
+            since = self.refusals.get((scope, channel))
+            if since is not None and since > granted_at:
+                return False
+        return True
+
+
+@dataclass
+class RegistryState:
+    """The registry as the compiler reads it (``screening.source`` fills it from the database).
+
+    ``refusal_since`` must hold the time of every active refusal of each number that has an open
+    consent (other refusals may be left out).
+    """
+
+    refusals: dict[tuple[str, str], IntArray] = field(default_factory=dict)
+    refusal_since: dict[tuple[int, str, str], datetime] = field(default_factory=dict)
+    consents: list[ConsentEntry] = field(default_factory=list)
+    personal: list[tuple[int, str, str, str]] = field(default_factory=list)
+    system_allow: Iterable[int] = ()
+    system_block: Iterable[int] = ()
+    warnings: Iterable[int] = ()
+    feed_id: int = 0
+
+
+def _array(values: Iterable[int] | IntArray) -> IntArray:
+    if isinstance(values, np.ndarray):
+        return values.astype(np.int64, copy=False)
+    return np.fromiter(values, dtype=np.int64)
+
+
+class Snapshot:
+    """The compiled screening state; ``decide`` applies DESIGN.md's decision order to one request."""
+
+    def __init__(
+        self,
+        *,
+        policy: ConsentPolicy = ConsentPolicy.STRICT,
+        feed_id: int = 0,
+        refusals: Mapping[tuple[str, str], NumberSet] | None = None,
+        consents: Mapping[tuple[str, str, str], NumberSet] | None = None,
+        personal: Mapping[int, PersonalLists] | None = None,
+        system_allow: NumberSet | None = None,
+        system_block: NumberSet | None = None,
+        warnings: NumberSet | None = None,
+        ledger: Mapping[int, _Ledger] | None = None,
+        never_block: Iterable[int] = (),
+    ) -> None:
+        self.policy = policy
+        self.strict = policy is ConsentPolicy.STRICT
+        self.feed_id = feed_id
+        self.refusals: dict[tuple[str, str], LiveSet] = {
+            (scope, ch): LiveSet((refusals or {}).get((scope, ch))) for scope in SCOPES for ch in CHANNELS
+        }
+        self.consents: dict[tuple[str, str, str], LiveSet] = {
+            key: LiveSet(value) for key, value in (consents or {}).items()
+        }
+        self.personal: dict[int, PersonalLists] = dict(personal or {})
+        self.system_allow = LiveSet(system_allow)
+        self.system_block = LiveSet(system_block)
+        self.warnings = LiveSet(warnings)
+        self.ledger: dict[int, _Ledger] = dict(ledger or {})
+        self.never_block: frozenset[int] = frozenset(never_block)
+        self.never_block_national = NEVER_BLOCK_NATIONAL
+        self._owners: NumberSet | None = None
+
+    # --- the decision ----------------------------------------------------------------------------
+
+    def decide(self, req: ScreenRequest) -> Outcome:  # noqa: PLR0911 (one return per step of the order)
+        """DESIGN.md "Decision order", steps 1–8, for one call or SMS."""
+        caller = req.caller
+        callee = req.callee
+        # 1. emergency and public-service numbers are never blocked, whatever any list says.
+        if (
+            req.caller_never_block
+            or caller in self.never_block
+            or req.caller_national in self.never_block_national
+        ):
+            return OUTCOMES[Reason.NEVER_BLOCK]
+        # 2–3. the subscriber's own allow list, then its block list, prefixes and international.
+        lists = self.personal.get(callee)
+        if lists is not None:
+            reason = lists.match(caller, req.caller_national, req.caller_international)
+            if reason is not None:
+                return OUTCOMES[reason]
+        # 4. system allow list (verified enterprise numbers); 5. system block list (high-risk numbers).
+        if caller in self.system_allow:
+            return OUTCOMES[Reason.SYSTEM_ALLOW]
+        if caller in self.system_block:
+            return OUTCOMES[Reason.SYSTEM_BLOCK]
+        # 6. commercial marketing of category k from enterprise E.
+        category = req.category
+        if category is not None:
+            channel = req.channel.value
+            refused = (
+                callee in self.refusals[(category.value, channel)]
+                or callee in self.refusals[(ALL_CATEGORIES, channel)]
+            )
+            consented = False
+            if req.enterprise is not None:
+                granted = self.consents.get((req.enterprise, category.value, channel))
+                consented = granted is not None and callee in granted
+            if not consented:
+                if refused:
+                    return OUTCOMES[Reason.REFUSED_CATEGORY]
+                if self.strict:
+                    return OUTCOMES[Reason.NO_CONSENT]
+        # 7. crowd marks above the display threshold: connect with a warning label.
+        if caller in self.warnings:
+            return OUTCOMES[Reason.CROWD_WARNING]
+        # 8. otherwise allow.
+        return OUTCOMES[Reason.DEFAULT_ALLOW]
+
+    def decide_batch(  # noqa: PLR0912 (one branch per step of the order)
+        self,
+        callers: npt.ArrayLike,
+        callees: npt.ArrayLike,
+        *,
+        channel: Channel = Channel.CALL,
+        category: Category | None = None,
+        enterprise: str | None = None,
+        caller_never_block: npt.ArrayLike | None = None,
+        caller_international: npt.ArrayLike | None = None,
+        caller_national: Sequence[str] | None = None,
+    ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+        """The same order, vectorised over arrays of (caller, callee) sharing channel, category and
+        enterprise. Returns (decision codes, reason codes) indexing ``DECISION_ORDER``/``REASON_ORDER``.
+
+        Rows whose callee keeps personal lists (few) are decided one by one with ``decide``.
+        """
+        callers_a = np.asarray(callers, dtype=np.int64)
+        callees_a = np.asarray(callees, dtype=np.int64)
+        n = len(callers_a)
+        if len(callees_a) != n:
+            raise ValueError("callers and callees differ in length")
+        reasons = np.full(n, REASON_INDEX[Reason.DEFAULT_ALLOW], dtype=np.uint8)
+        open_ = np.ones(n, dtype=np.bool_)
+
+        def settle(mask: npt.NDArray[np.bool_], reason: Reason) -> None:
+            hit = mask & open_
+            reasons[hit] = REASON_INDEX[reason]
+            open_[hit] = False
+
+        never = np.zeros(n, dtype=np.bool_)
+        if caller_never_block is not None:
+            never |= np.asarray(caller_never_block, dtype=np.bool_)
+        if self.never_block:
+            never |= np.isin(callers_a, np.fromiter(self.never_block, dtype=np.int64))
+        if caller_national is not None:
+            never |= np.fromiter((s in self.never_block_national for s in caller_national), np.bool_, n)
+        settle(never, Reason.NEVER_BLOCK)
+        if self.personal:
+            owned = np.flatnonzero(self._owner_set().contains_many(callees_a) & open_)
+            international = (
+                np.asarray(caller_international, dtype=np.bool_)
+                if caller_international is not None
+                else np.zeros(n, dtype=np.bool_)
+            )
+            for i in owned.tolist():
+                lists = self.personal.get(int(callees_a[i]))
+                if lists is None:
+                    continue
+                national = caller_national[i] if caller_national is not None else ""
+                reason = lists.match(int(callers_a[i]), national, bool(international[i]))
+                if reason is not None:
+                    reasons[i] = REASON_INDEX[reason]
+                    open_[i] = False
+        if len(self.system_allow):
+            settle(self.system_allow.contains_many(callers_a), Reason.SYSTEM_ALLOW)
+        if len(self.system_block):
+            settle(self.system_block.contains_many(callers_a), Reason.SYSTEM_BLOCK)
+        if category is not None:
+            ch = channel.value
+            refused = self.refusals[(category.value, ch)].contains_many(callees_a)
+            refused |= self.refusals[(ALL_CATEGORIES, ch)].contains_many(callees_a)
+            granted = self.consents.get((enterprise, category.value, ch)) if enterprise else None
+            consented = granted.contains_many(callees_a) if granted is not None else np.zeros(n, np.bool_)
+            settle(refused & ~consented, Reason.REFUSED_CATEGORY)
+            if self.strict:
+                settle(~consented, Reason.NO_CONSENT)
+        if len(self.warnings):
+            settle(self.warnings.contains_many(callers_a), Reason.CROWD_WARNING)
+        return DECISION_OF_REASON[reasons], reasons
+
+    def _owner_set(self) -> NumberSet:
+        if self._owners is None:
+            self._owners = NumberSet.from_iterable(self.personal)
+        return self._owners
+
+    # --- deltas from the change feed -------------------------------------------------------------
+
+    def apply(self, change_id: int, topic: str, payload: Mapping[str, Any], at: datetime) -> None:
+        """Apply one change-feed row (``quietline.platform.changefeed.Change``) as a delta."""
+        try:
+            if topic == TOPIC_REFUSAL:
+                self._apply_refusal(payload, at)
+            elif topic == TOPIC_CONSENT:
+                self._apply_consent(payload, at)
+            elif topic == TOPIC_PERSONAL_LIST:
+                self._apply_personal(payload)
+            elif topic == TOPIC_SYSTEM_LIST:
+                target = self.system_allow if payload["list"] == "allow" else self.system_block
+                if payload["list"] not in ("allow", "block"):
+                    raise SnapshotError(f"system list must be allow or block, not {payload['list']!r}")
+                self._set(target, e164_int(payload["number"]), bool(payload["active"]))
+            elif topic == TOPIC_WARNING:
+                self._set(self.warnings, e164_int(payload["number"]), bool(payload["active"]))
+        except KeyError as exc:
+            raise SnapshotError(f"change {change_id} ({topic}) lacks {exc}") from None
+        self.feed_id = max(self.feed_id, change_id)
+
+    @staticmethod
+    def _set(target: LiveSet, number: int, active: bool) -> None:
+        if active:
+            target.add(number)
+        else:
+            target.discard(number)
+
+    def _apply_refusal(self, payload: Mapping[str, Any], at: datetime) -> None:
+        number = e164_int(payload["number"])
+        scope, channel = str(payload["category"]), str(payload["channel"])
+        key = (scope, channel)
+        if key not in self.refusals:
+            raise SnapshotError(f"unknown refusal category/channel {key!r}")
+        active = bool(payload["active"])
+        self._set(self.refusals[key], number, active)
+        ledger = self.ledger.get(number)
+        if ledger is None:
+            return
+        if active:
+            ledger.refusals[key] = at
+        else:
+            ledger.refusals.pop(key, None)
+        for (enterprise, category, ch), granted_at in ledger.consents.items():
+            if ch == channel and scope in (category, ALL_CATEGORIES):
+                target = self.consents.setdefault((enterprise, category, ch), LiveSet())
+                self._set(target, number, ledger.effective(category, ch, granted_at))
+
+    def _apply_consent(self, payload: Mapping[str, Any], at: datetime) -> None:
+        number = e164_int(payload["number"])
+        key = (str(payload["enterprise"]), str(payload["category"]), str(payload["channel"]))
+        if key[1] not in SCOPES[1:] or key[2] not in CHANNELS:
+            raise SnapshotError(f"unknown consent category/channel {key[1:]!r}")
+        target = self.consents.setdefault(key, LiveSet())
+        if payload["granted"]:
+            ledger = self.ledger.setdefault(number, _Ledger())
+            ledger.consents[key] = at
+            self._set(target, number, ledger.effective(key[1], key[2], at))
+            return
+        target.discard(number)
+        tracked = self.ledger.get(number)
+        if tracked is not None:
+            tracked.consents.pop(key, None)
+            if not tracked.consents:
+                del self.ledger[number]
+
+    def _apply_personal(self, payload: Mapping[str, Any]) -> None:
+        owner = e164_int(payload["owner"])
+        current = self.personal.get(owner, _NO_LISTS)
+        updated = current.with_entry(
+            str(payload["list"]),
+            str(payload["kind"]),
+            str(payload.get("value") or ""),
+            bool(payload["active"]),
+        )
+        if updated.empty:
+            self.personal.pop(owner, None)
+        else:
+            self.personal[owner] = updated
+        if (owner in self.personal) != (current is not _NO_LISTS):
+            self._owners = None
+
+    # --- compiling, comparing, saving ------------------------------------------------------------
+
+    @classmethod
+    def compile(
+        cls,
+        state: RegistryState,
+        *,
+        policy: ConsentPolicy = ConsentPolicy.STRICT,
+        never_block: Iterable[int] = (),
+    ) -> Snapshot:
+        """A full rebuild from the registry state (the check that deltas agree with it)."""
+        ledger: dict[int, _Ledger] = {}
+        for c in state.consents:
+            ledger.setdefault(c.number, _Ledger()).consents[(c.enterprise, c.category, c.channel)] = (
+                c.granted_at
+            )
+        for (number, scope, channel), since in state.refusal_since.items():
+            if number in ledger:
+                ledger[number].refusals[(scope, channel)] = since
+        consent_members: dict[tuple[str, str, str], list[int]] = {}
+        for c in state.consents:
+            key = (c.enterprise, c.category, c.channel)
+            members = consent_members.setdefault(key, [])
+            if ledger[c.number].effective(c.category, c.channel, c.granted_at):
+                members.append(c.number)
+        personal: dict[int, PersonalLists] = {}
+        for owner, list_name, kind, value in state.personal:
+            personal[owner] = personal.get(owner, _NO_LISTS).with_entry(list_name, kind, value, True)
+        for scope, channel in state.refusals:
+            if scope not in SCOPES or channel not in CHANNELS:
+                raise SnapshotError(f"unknown refusal category/channel {(scope, channel)!r}")
+        return cls(
+            policy=policy,
+            feed_id=state.feed_id,
+            refusals={key: NumberSet.from_array(_array(v)) for key, v in state.refusals.items()},
+            consents={key: NumberSet.from_iterable(v) for key, v in consent_members.items()},
+            personal={k: v for k, v in personal.items() if not v.empty},
+            system_allow=NumberSet.from_array(_array(state.system_allow)),
+            system_block=NumberSet.from_array(_array(state.system_block)),
+            warnings=NumberSet.from_array(_array(state.warnings)),
+            ledger=ledger,
+            never_block=never_block,
+        )
+
+    def with_policy(self, policy: ConsentPolicy) -> Snapshot:
+        """The same state under another consent policy (a settings switch, not a registry change)."""
+        other = self.compacted()
+        other.policy = policy
+        other.strict = policy is ConsentPolicy.STRICT
+        return other
+
+    def compacted(self) -> Snapshot:
+        """A new snapshot with every overlay folded into its compact sets (periodic maintenance)."""
+        return Snapshot(
+            policy=self.policy,
+            feed_id=self.feed_id,
+            refusals={k: v.compacted() for k, v in self.refusals.items() if len(v)},
+            consents={k: v.compacted() for k, v in self.consents.items() if len(v)},
+            personal=dict(self.personal),
+            system_allow=self.system_allow.compacted(),
+            system_block=self.system_block.compacted(),
+            warnings=self.warnings.compacted(),
+            ledger={n: _Ledger(dict(x.consents), dict(x.refusals)) for n, x in self.ledger.items()},
+            never_block=self.never_block,
+        )
+
+    @property
+    def overlay_size(self) -> int:
+        sets = [*self.refusals.values(), *self.consents.values(), self.system_allow, self.system_block]
+        return sum(s.overlay_size for s in [*sets, self.warnings])
+
+    def canonical(self) -> dict[str, Any]:
+        """The decision-relevant content as plain values (delta-versus-rebuild comparison)."""
+
+        def members(s: LiveSet) -> tuple[int, ...]:
+            return tuple(int(x) for x in s.to_array())
+
+        return {
+            "refusals": {f"{k[0]}|{k[1]}": members(v) for k, v in sorted(self.refusals.items()) if len(v)},
+            "consents": {"|".join(k): members(v) for k, v in sorted(self.consents.items()) if len(v)},
+            "personal": {o: tuple(v.entries()) for o, v in sorted(self.personal.items())},
+            "system_allow": members(self.system_allow),
+            "system_block": members(self.system_block),
+            "warnings": members(self.warnings),
+        }
+
+    def stats(self) -> dict[str, Any]:
+        """Sizes for benchmarks and operators (no numbers, only counts and bytes)."""
+        refusal_entries = sum(len(v) for v in self.refusals.values())
+        refusal_bytes = sum(v.base.nbytes for v in self.refusals.values())
+        return {
+            "feed_id": self.feed_id,
+            "policy": self.policy.value,
+            "refusal_entries": refusal_entries,
+            "refusal_bytes": refusal_bytes,
+            "bytes_per_refusal_entry": round(refusal_bytes / refusal_entries, 3) if refusal_entries else None,
+            "consent_sets": sum(1 for v in self.consents.values() if len(v)),
+            "personal_list_owners": len(self.personal),
+            "system_allow": len(self.system_allow),
+            "system_block": len(self.system_block),
+            "warnings": len(self.warnings),
+            "overlay_size": self.overlay_size,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write the snapshot (overlays folded in) atomically as one uncompressed ``.npz`` file."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, npt.NDArray[Any]] = {}
+        names: dict[str, list[str]] = {"refusals": [], "consents": []}
+        for i, (key, live) in enumerate(sorted(self.refusals.items())):
+            if len(live):
+                arrays.update(live.compacted().to_arrays(f"r{i}"))
+                names["refusals"].append(f"r{i}|{key[0]}|{key[1]}")
+        for i, (ckey, live) in enumerate(sorted(self.consents.items())):
+            if len(live):
+                arrays.update(live.compacted().to_arrays(f"c{i}"))
+                names["consents"].append(f"c{i}|{'|'.join(ckey)}")
+        for name, live in (("sa", self.system_allow), ("sb", self.system_block), ("w", self.warnings)):
+            arrays.update(live.compacted().to_arrays(name))
+        meta = {
+            "format": FORMAT_VERSION,
+            "feed_id": self.feed_id,
+            "policy": self.policy.value,
+            "names": names,
+            "never_block": sorted(self.never_block),
+            "personal": {str(o): v.entries() for o, v in self.personal.items()},
+            "ledger": {
+                str(n): {
+                    "consents": [[*k, t.isoformat()] for k, t in x.consents.items()],
+                    "refusals": [[*k, t.isoformat()] for k, t in x.refusals.items()],
+                }
+                for n, x in self.ledger.items()
+            },
+        }
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        tmp = target.with_name(target.name + ".tmp")
+        with tmp.open("wb") as fh:
+            np.savez(fh, **arrays)  # type: ignore[arg-type]
+        os.replace(tmp, target)
+        return target
+
+    @classmethod
+    def load(cls, path: str | Path, *, policy: ConsentPolicy | None = None) -> Snapshot:
+        """Read a saved snapshot; it records the change-feed id it contains (catch up from there)."""
+        with np.load(Path(path), allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+        meta = json.loads(arrays.pop("meta").tobytes())
+        if meta.get("format") != FORMAT_VERSION:
+            raise SnapshotError(f"{path}: snapshot format {meta.get('format')} is not {FORMAT_VERSION}")
+        refusals: dict[tuple[str, str], NumberSet] = {}
+        for name in meta["names"]["refusals"]:
+            prefix, scope, channel = name.split("|")
+            refusals[(scope, channel)] = NumberSet.from_arrays(prefix, arrays)
+        consents: dict[tuple[str, str, str], NumberSet] = {}
+        for name in meta["names"]["consents"]:
+            prefix, enterprise, category, channel = name.split("|")
+            consents[(enterprise, category, channel)] = NumberSet.from_arrays(prefix, arrays)
+        personal: dict[int, PersonalLists] = {}
+        for owner, entries in meta["personal"].items():
+            lists = _NO_LISTS
+            for list_name, kind, value in entries:
+                lists = lists.with_entry(list_name, kind, value, True)
+            personal[int(owner)] = lists
+        ledger = {
+            int(n): _Ledger(
+                {(e, c, ch): datetime.fromisoformat(t) for e, c, ch, t in x["consents"]},
+                {(s, ch): datetime.fromisoformat(t) for s, ch, t in x["refusals"]},
+            )
+            for n, x in meta["ledger"].items()
+        }
+        return cls(
+            policy=policy or ConsentPolicy(meta["policy"]),
+            feed_id=int(meta["feed_id"]),
+            refusals=refusals,
+            consents=consents,
+            personal=personal,
+            system_allow=NumberSet.from_arrays("sa", arrays),
+            system_block=NumberSet.from_arrays("sb", arrays),
+            warnings=NumberSet.from_arrays("w", arrays),
+            ledger=ledger,
+            never_block=meta["never_block"],
+        )
