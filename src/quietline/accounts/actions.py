@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 ENTERPRISE_TOPIC = "accounts.enterprise"
 API_KEY_TOPIC = "accounts.api_key"
 RATE_WINDOW = timedelta(hours=1)
+#: Send records are only needed for the sliding hour; a day is kept for investigating abuse.
+SEND_LOG_KEPT = timedelta(days=1)
 #: Numbers that can receive an SMS code: ordinary mobiles and resale (170/171/162/165/167) mobiles.
 OTP_NUMBER_TYPES = (NumberType.MOBILE, NumberType.RESALE)
 ANONYMOUS = Actor(Role.SUBSCRIBER, "anonymous")
@@ -98,13 +100,16 @@ def _otp_digest(rt: Runtime, number: str, code: str) -> str:
     return keyed_digest(rt.secret, "otp", number, code)
 
 
-def _serialise(session: Session, *keys: str) -> None:
+def _serialise(session: Session, now: datetime, *keys: str) -> None:
     """Serialise concurrent senders on the same keys so the counted limits hold across processes.
 
-    SQLite already serialises writers (the first write takes the database lock until commit).
-    PostgreSQL at READ COMMITTED would let two transactions count the same rows, so we take
-    transaction-scoped advisory locks, in sorted order so two requests never deadlock.
+    SQLite: the transaction's first statement is a write (pruning send records older than a day),
+    so it takes the database write lock before it counts anything; a concurrent sender waits on the
+    busy timeout instead of counting the same rows (a deferred transaction that reads first cannot
+    be upgraded safely). PostgreSQL at READ COMMITTED would let two transactions count the same rows,
+    so we take transaction-scoped advisory locks, in sorted order so two requests never deadlock.
     """
+    session.execute(delete(OtpSendRow).where(OtpSendRow.at < now - SEND_LOG_KEPT))
     if session.get_bind().dialect.name != "postgresql":
         return
     for key in sorted(set(keys)):
@@ -126,7 +131,7 @@ def request_code(rt: Runtime, number_text: str, *, client: str, actor: Actor | N
     expires_at = now + timedelta(seconds=settings.otp_ttl_seconds)
     refusal: RateLimited | None = None
     with rt.sessions.begin() as session:
-        _serialise(session, f"otp:number:{number}", f"otp:client:{client}")
+        _serialise(session, now, f"otp:number:{number}", f"otp:client:{client}")
         since = now - RATE_WINDOW
         per_number = session.scalar(
             select(func.count()).where(OtpSendRow.number == number, OtpSendRow.at > since)
@@ -203,7 +208,7 @@ def verify_code(rt: Runtime, number_text: str, code_text: str, *, client: str) -
     failure: InvalidInput | None = None
     issued: IssuedSession | None = None
     with rt.sessions.begin() as session:
-        _serialise(session, f"otp:number:{number}")
+        _serialise(session, now, f"otp:number:{number}")
         row = session.get(OtpChallengeRow, number, with_for_update=True)
         if row is None:
             failure = InvalidInput("no code was requested for this number; request one", field="code")
