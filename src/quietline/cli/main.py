@@ -7,7 +7,7 @@ import sys
 import typer
 from pydantic import ValidationError
 
-from quietline.cli import audit, callerauth, db, enterprise, keys, numbers, sms
+from quietline.cli import audit, callerauth, db, demo, enterprise, keys, numbers, registry, sms
 from quietline.platform.errors import QuietlineError
 from quietline.vocabulary import VocabularyError
 
@@ -19,6 +19,9 @@ cli = typer.Typer(
 )
 cli.add_typer(db.app, name="db")
 cli.add_typer(numbers.app, name="numbers")
+cli.add_typer(registry.app, name="registry")
+cli.add_typer(registry.consent_app, name="consent")
+cli.add_typer(demo.app, name="demo")
 cli.add_typer(audit.app, name="audit")
 cli.add_typer(sms.app, name="sms")
 cli.add_typer(enterprise.app, name="enterprise")
