@@ -217,7 +217,12 @@ def _parse_slow(text: object, field: str) -> PhoneNumber:
     if not _DIGITS.fullmatch(compact):
         if any(ch.isalpha() for ch in compact):
             raise InvalidNumber(f"{shown!r} contains letters; a phone number has only digits", field=field)
-        bad = next(ch for ch in compact.lstrip("+") if not ("0" <= ch <= "9"))
+        body = compact[1:] if compact.startswith("+") else compact
+        bad = next((ch for ch in body if not ("0" <= ch <= "9")), None)
+        if bad is None:
+            raise InvalidNumber(f"{shown!r} has no digits", field=field)
+        if bad == "+":
+            raise InvalidNumber(f"{shown!r}: '+' may only stand before the country code", field=field)
         raise InvalidNumber(f"{shown!r} contains {bad!r}, which is not a digit or separator", field=field)
     if compact.startswith("+"):
         return _after_country_code(compact[1:], shown, field)
@@ -276,8 +281,8 @@ def _starting_with_one(
         info = _MOBILE_PREFIXES.get(nsn[:4])
         if info is not None:
             return _mobile(nsn, info)
-    if nsn.startswith("10") and length == 10 and (trunk or with_country_code):
-        return _fixed_line(nsn, shown, field)  # Beijing: 010 + 8 digits
+    if trunk or (with_country_code and nsn.startswith("10") and length == 10):
+        return _fixed_line(nsn, shown, field)  # Beijing: 010 + 8 digits (or a bad area code)
     if not trunk:
         if nsn.startswith("106"):
             return _sms_port(nsn, shown, field)
