@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from quietline.marks.model import HighRiskState, Severity, label_of
 from quietline.platform.settings import ConsentPolicy
 from quietline.screening.model import (
     NEVER_BLOCK_NATIONAL,
@@ -48,13 +49,15 @@ TOPIC_REFUSAL = "registry.refusal"
 TOPIC_PERSONAL_LIST = "registry.personal_list"
 TOPIC_CONSENT = "registry.consent"
 TOPIC_SYSTEM_LIST = "registry.system_list"
-TOPIC_WARNING = "marks.warning"
+TOPIC_LABEL = "marks.label"
+TOPIC_HIGH_RISK = "marks.high_risk"
 TOPICS: tuple[str, ...] = (
     TOPIC_REFUSAL,
     TOPIC_PERSONAL_LIST,
     TOPIC_CONSENT,
     TOPIC_SYSTEM_LIST,
-    TOPIC_WARNING,
+    TOPIC_LABEL,
+    TOPIC_HIGH_RISK,
 )
 
 SCOPES: tuple[str, ...] = (ALL_CATEGORIES, *(c.value for c in Category))
@@ -264,8 +267,28 @@ class RegistryState:
     personal: list[tuple[int, str, str, str]] = field(default_factory=list)
     system_allow: Iterable[int] = ()
     system_block: Iterable[int] = ()
-    warnings: Iterable[int] = ()
+    #: (number, label code) of every crowd label on display (marks issue: 标注提醒).
+    labels: list[tuple[int, str]] = field(default_factory=list)
+    #: (number, high-risk state) of every number not cleared (verified/acted block, suspected warns).
+    high_risk: list[tuple[int, str]] = field(default_factory=list)
     feed_id: int = 0
+
+
+def _mark_sets(labels: Mapping[int, frozenset[str]], risk: Mapping[int, str]) -> tuple[set[int], set[int]]:
+    """(numbers to warn about, numbers to block) from displayed warning labels and high-risk states.
+
+    Verified or acted-on high-risk numbers are blocked (step 5); suspected ones and numbers with a
+    displayed warning label get the warning (step 7).
+    """
+    warn = {n for n, v in labels.items() if v}
+    block: set[int] = set()
+    for number, state in risk.items():
+        effect = HighRiskState.parse(state).screening_effect
+        if effect == "block":
+            block.add(number)
+        elif effect == "warn":
+            warn.add(number)
+    return warn, block
 
 
 def _array(values: Iterable[int] | IntArray) -> IntArray:
@@ -287,7 +310,8 @@ class Snapshot:
         personal: Mapping[int, PersonalLists] | None = None,
         system_allow: NumberSet | None = None,
         system_block: NumberSet | None = None,
-        warnings: NumberSet | None = None,
+        labels: Mapping[int, frozenset[str]] | None = None,
+        risk: Mapping[int, str] | None = None,
         ledger: Mapping[int, _Ledger] | None = None,
         never_block: Iterable[int] = (),
     ) -> None:
@@ -303,7 +327,13 @@ class Snapshot:
         self.personal: dict[int, PersonalLists] = dict(personal or {})
         self.system_allow = LiveSet(system_allow)
         self.system_block = LiveSet(system_block)
-        self.warnings = LiveSet(warnings)
+        # Marks (DESIGN.md steps 5 and 7): displayed warning labels and high-risk states per number; the
+        # two sets below are derived from them (verified/acted high risk blocks, the rest warns).
+        self.labels: dict[int, frozenset[str]] = dict(labels or {})
+        self.risk: dict[int, str] = dict(risk or {})
+        warn, block = _mark_sets(self.labels, self.risk)
+        self.warnings = LiveSet(NumberSet.from_iterable(warn))
+        self.high_risk = LiveSet(NumberSet.from_iterable(block))
         self.ledger: dict[int, _Ledger] = dict(ledger or {})
         self.never_block: frozenset[int] = frozenset(never_block)
         self.never_block_national = NEVER_BLOCK_NATIONAL
@@ -331,7 +361,7 @@ class Snapshot:
         # 4. system allow list (verified enterprise numbers); 5. system block list (high-risk numbers).
         if caller in self.system_allow:
             return OUTCOMES[Reason.SYSTEM_ALLOW]
-        if caller in self.system_block:
+        if caller in self.system_block or caller in self.high_risk:
             return OUTCOMES[Reason.SYSTEM_BLOCK]
         # 6. commercial marketing of category k from enterprise E.
         category = req.category
@@ -414,6 +444,8 @@ class Snapshot:
             settle(self.system_allow.contains_many(callers_a), Reason.SYSTEM_ALLOW)
         if len(self.system_block):
             settle(self.system_block.contains_many(callers_a), Reason.SYSTEM_BLOCK)
+        if len(self.high_risk):
+            settle(self.high_risk.contains_many(callers_a), Reason.SYSTEM_BLOCK)
         if category is not None:
             ch = channel.value
             refused = self.refusals[(category.value, ch)].contains_many(callees_a)
@@ -448,8 +480,12 @@ class Snapshot:
                 if payload["list"] not in ("allow", "block"):
                     raise SnapshotError(f"system list must be allow or block, not {payload['list']!r}")
                 self._set(target, e164_int(payload["number"]), bool(payload["active"]))
-            elif topic == TOPIC_WARNING:
-                self._set(self.warnings, e164_int(payload["number"]), bool(payload["active"]))
+            elif topic == TOPIC_LABEL:
+                self._apply_label(
+                    e164_int(payload["number"]), str(payload["label"]), bool(payload["displayed"])
+                )
+            elif topic == TOPIC_HIGH_RISK:
+                self._apply_high_risk(e164_int(payload["number"]), str(payload["state"]))
         except KeyError as exc:
             raise SnapshotError(f"change {change_id} ({topic}) lacks {exc}") from None
         self.feed_id = max(self.feed_id, change_id)
@@ -499,6 +535,37 @@ class Snapshot:
             if not tracked.consents:
                 del self.ledger[number]
 
+    def _apply_label(self, number: int, label: str, displayed: bool) -> None:
+        try:
+            warning = label_of(label).severity is Severity.WARNING
+        except KeyError:
+            raise SnapshotError(f"unknown mark label {label!r}") from None
+        if not warning:
+            return  # neutral hints (快递外卖) and "legitimate" never warn
+        current = self.labels.get(number, frozenset())
+        updated = current | {label} if displayed else current - {label}
+        if updated:
+            self.labels[number] = updated
+        else:
+            self.labels.pop(number, None)
+        self._refresh_marks(number)
+
+    def _apply_high_risk(self, number: int, state: str) -> None:
+        if state not in {s.value for s in HighRiskState}:
+            raise SnapshotError(f"unknown high-risk state {state!r}")
+        if state == HighRiskState.CLEARED.value:
+            self.risk.pop(number, None)
+        else:
+            self.risk[number] = state
+        self._refresh_marks(number)
+
+    def _refresh_marks(self, number: int) -> None:
+        own_labels = {number: self.labels[number]} if number in self.labels else {}
+        own_risk = {number: self.risk[number]} if number in self.risk else {}
+        warn, block = _mark_sets(own_labels, own_risk)
+        self._set(self.warnings, number, number in warn)
+        self._set(self.high_risk, number, number in block)
+
     def _apply_personal(self, payload: Mapping[str, Any]) -> None:
         owner = e164_int(payload["owner"])
         current = self.personal.get(owner, _NO_LISTS)
@@ -540,6 +607,10 @@ class Snapshot:
             members = consent_members.setdefault(key, [])
             if ledger[c.number].effective(c.category, c.channel, c.granted_at):
                 members.append(c.number)
+        labels: dict[int, set[str]] = {}
+        for number, label in state.labels:
+            if label_of(label).severity is Severity.WARNING:
+                labels.setdefault(number, set()).add(label)
         personal: dict[int, PersonalLists] = {}
         for owner, list_name, kind, value in state.personal:
             personal[owner] = personal.get(owner, _NO_LISTS).with_entry(list_name, kind, value, True)
@@ -554,7 +625,8 @@ class Snapshot:
             personal={k: v for k, v in personal.items() if not v.empty},
             system_allow=NumberSet.from_array(_array(state.system_allow)),
             system_block=NumberSet.from_array(_array(state.system_block)),
-            warnings=NumberSet.from_array(_array(state.warnings)),
+            labels={n: frozenset(v) for n, v in labels.items()},
+            risk={n: s for n, s in state.high_risk if s != HighRiskState.CLEARED.value},
             ledger=ledger,
             never_block=never_block,
         )
@@ -576,7 +648,8 @@ class Snapshot:
             personal=dict(self.personal),
             system_allow=self.system_allow.compacted(),
             system_block=self.system_block.compacted(),
-            warnings=self.warnings.compacted(),
+            labels=dict(self.labels),
+            risk=dict(self.risk),
             ledger={n: _Ledger(dict(x.consents), dict(x.refusals)) for n, x in self.ledger.items()},
             never_block=self.never_block,
         )
@@ -584,7 +657,7 @@ class Snapshot:
     @property
     def overlay_size(self) -> int:
         sets = [*self.refusals.values(), *self.consents.values(), self.system_allow, self.system_block]
-        return sum(s.overlay_size for s in [*sets, self.warnings])
+        return sum(s.overlay_size for s in [*sets, self.warnings, self.high_risk])
 
     def canonical(self) -> dict[str, Any]:
         """The decision-relevant content as plain values (delta-versus-rebuild comparison)."""
@@ -599,6 +672,7 @@ class Snapshot:
             "system_allow": members(self.system_allow),
             "system_block": members(self.system_block),
             "warnings": members(self.warnings),
+            "high_risk": members(self.high_risk),
         }
 
     def stats(self) -> dict[str, Any]:
@@ -616,6 +690,7 @@ class Snapshot:
             "system_allow": len(self.system_allow),
             "system_block": len(self.system_block),
             "warnings": len(self.warnings),
+            "high_risk_block": len(self.high_risk),
             "overlay_size": self.overlay_size,
         }
 
@@ -633,7 +708,7 @@ class Snapshot:
             if len(live):
                 arrays.update(live.compacted().to_arrays(f"c{i}"))
                 names["consents"].append(f"c{i}|{'|'.join(ckey)}")
-        for name, live in (("sa", self.system_allow), ("sb", self.system_block), ("w", self.warnings)):
+        for name, live in (("sa", self.system_allow), ("sb", self.system_block)):
             arrays.update(live.compacted().to_arrays(name))
         meta = {
             "format": FORMAT_VERSION,
@@ -642,6 +717,8 @@ class Snapshot:
             "names": names,
             "never_block": sorted(self.never_block),
             "personal": {str(o): v.entries() for o, v in self.personal.items()},
+            "labels": {str(n): sorted(v) for n, v in self.labels.items()},
+            "risk": {str(n): v for n, v in self.risk.items()},
             "ledger": {
                 str(n): {
                     "consents": [[*k, t.isoformat()] for k, t in x.consents.items()],
@@ -694,7 +771,8 @@ class Snapshot:
             personal=personal,
             system_allow=NumberSet.from_arrays("sa", arrays),
             system_block=NumberSet.from_arrays("sb", arrays),
-            warnings=NumberSet.from_arrays("w", arrays),
+            labels={int(n): frozenset(v) for n, v in meta["labels"].items()},
+            risk={int(n): v for n, v in meta["risk"].items()},
             ledger=ledger,
             never_block=meta["never_block"],
         )

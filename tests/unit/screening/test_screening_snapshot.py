@@ -29,7 +29,8 @@ class ReferenceRegistry:
     personal: dict[int, set[tuple[str, str, str]]] = field(default_factory=dict)
     system_allow: set[int] = field(default_factory=set)
     system_block: set[int] = field(default_factory=set)
-    warnings: set[int] = field(default_factory=set)
+    labels: dict[int, set[str]] = field(default_factory=dict)
+    risk: dict[int, str] = field(default_factory=dict)
 
     # --- events, as the registry emits them on the change feed ------------------------------------
 
@@ -65,12 +66,14 @@ class ReferenceRegistry:
                 target.add(number)
             else:
                 target.discard(number)
-        elif topic == "marks.warning":
-            number = int(payload["number"][1:])
-            if payload["active"]:
-                self.warnings.add(number)
+        elif topic == "marks.label":
+            labels = self.labels.setdefault(int(payload["number"][1:]), set())
+            if payload["displayed"]:
+                labels.add(payload["label"])
             else:
-                self.warnings.discard(number)
+                labels.discard(payload["label"])
+        elif topic == "marks.high_risk":
+            self.risk[int(payload["number"][1:])] = payload["state"]
 
     # --- the decision order, literally --------------------------------------------------------------
 
@@ -97,7 +100,7 @@ class ReferenceRegistry:
             return Reason.INTERNATIONAL_BLOCK
         if req.caller in self.system_allow:
             return Reason.SYSTEM_ALLOW
-        if req.caller in self.system_block:
+        if req.caller in self.system_block or self.risk.get(req.caller) in ("verified", "acted"):
             return Reason.SYSTEM_BLOCK
         if req.category is not None:
             k, ch = req.category.value, req.channel.value
@@ -114,7 +117,9 @@ class ReferenceRegistry:
                     return Reason.REFUSED_CATEGORY
                 if policy is ConsentPolicy.STRICT:
                     return Reason.NO_CONSENT
-        if req.caller in self.warnings:
+        # Labels that warn are the unwanted family; 快递外卖 and "legitimate" never do.
+        shown = self.labels.get(req.caller, set()) - {"delivery_ride_hailing", "legitimate"}
+        if shown or self.risk.get(req.caller) == "suspected":
             return Reason.CROWD_WARNING
         return Reason.DEFAULT_ALLOW
 
@@ -131,7 +136,8 @@ class ReferenceRegistry:
             personal=[(owner, *entry) for owner, entries in self.personal.items() for entry in entries],
             system_allow=sorted(self.system_allow),
             system_block=sorted(self.system_block),
-            warnings=sorted(self.warnings),
+            labels=[(n, label) for n, labels in self.labels.items() for label in labels],
+            high_risk=list(self.risk.items()),
             feed_id=feed_id,
         )
 
@@ -214,12 +220,21 @@ system = st.fixed_dictionaries(
         "reason": st.just("test"),
     }
 ).map(lambda p: ("registry.system_list", p))
-warning = st.fixed_dictionaries({"number": numbers.map(e164), "active": st.booleans()}).map(
-    lambda p: ("marks.warning", p)
-)
+label = st.fixed_dictionaries(
+    {
+        "number": numbers.map(e164),
+        "label": st.sampled_from(["harassment", "insurance", "delivery_ride_hailing", "legitimate"]),
+        "displayed": st.booleans(),
+    }
+).map(lambda p: ("marks.label", p))
+high_risk = st.fixed_dictionaries(
+    {"number": numbers.map(e164), "state": st.sampled_from(["suspected", "verified", "acted", "cleared"])}
+).map(lambda p: ("marks.high_risk", p))
 # Each event comes 0 or 1 s after the previous one: equal times (ties) happen on purpose.
 events = st.lists(
-    st.tuples(st.one_of(refusal, refusal, consent, consent, personal, system, warning), st.integers(0, 1)),
+    st.tuples(
+        st.one_of(refusal, refusal, consent, consent, personal, system, label, high_risk), st.integers(0, 1)
+    ),
     max_size=60,
 )
 
