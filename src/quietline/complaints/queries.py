@@ -30,8 +30,10 @@ from quietline.complaints.orm import (
     WorkdayYearRow,
 )
 from quietline.platform import audit
+from quietline.platform.actor import Actor
 from quietline.platform.errors import NotFound
 from quietline.platform.workdays import WorkingCalendar
+from quietline.vocabulary import Role
 
 POLICY = DeadlinePolicy()
 
@@ -148,6 +150,25 @@ def get_row(session: Session, case_id: int) -> CaseRow:
 
 def show(session: Session, case_id: int) -> CaseView:
     return view(session, get_row(session, case_id))
+
+
+def may_see(actor: Actor, row: CaseRow) -> bool:
+    """The reporter, the companies the case was routed to, the complaint centre and the regulator."""
+    if actor.role in (Role.OPERATOR, Role.REGULATOR):
+        return True
+    if actor.role is Role.SUBSCRIBER:
+        return actor.subject == row.reporter
+    if actor.role is Role.CARRIER:
+        return actor.subject in (row.responsible_carrier, row.assisting_carrier)
+    return actor.subject == row.responsible_company
+
+
+def show_for(session: Session, actor: Actor, case_id: int) -> CaseView:
+    """``show`` for a caller; a case the caller may not see is reported as not found (no existence leak)."""
+    row = session.get(CaseRow, case_id)
+    if row is None or not may_see(actor, row):
+        raise NotFound(f"no complaint {case_id}", field="id")
+    return view(session, row)
 
 
 def history(session: Session, case_id: int) -> list[audit.AuditView]:

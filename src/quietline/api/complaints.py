@@ -1,0 +1,263 @@
+"""HTTP routes of the 12321 complaint centre. Thin: parse, call an action or a query, answer.
+
+A subscriber reports from its own verified number (the session proves it: 12321 requires an
+SMS-verified reporter) and sees only its own cases; a carrier or an enterprise sees the cases routed to
+it (its inbox) and answers them; the complaint centre (operator) and the regulator see and steer all.
+Webhooks of a forwarded case are posted right after the response (a background task); the outbox keeps
+any that fail for ``quietline complaints scan``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Request, status
+from pydantic import BaseModel, Field
+
+from quietline.api.auth import require
+from quietline.complaints import actions, queries, webhooks
+from quietline.complaints.actions import Filing
+from quietline.complaints.routing import NumbersResolver
+from quietline.platform.actor import Actor
+from quietline.platform.errors import InvalidInput
+from quietline.platform.runtime import Runtime
+from quietline.vocabulary import Role
+
+router = APIRouter(prefix="/v1", tags=["complaints"])
+
+Anyone = Annotated[Actor, Depends(require())]
+Reporter = Annotated[Actor, Depends(require(Role.SUBSCRIBER, Role.OPERATOR, Role.REGULATOR))]
+Company = Annotated[Actor, Depends(require(Role.CARRIER, Role.ENTERPRISE))]
+Responder = Annotated[Actor, Depends(require(Role.CARRIER, Role.ENTERPRISE, Role.OPERATOR, Role.REGULATOR))]
+Centre = Annotated[Actor, Depends(require(Role.OPERATOR, Role.REGULATOR))]
+Closer = Annotated[Actor, Depends(require(Role.SUBSCRIBER, Role.OPERATOR, Role.REGULATOR))]
+Subscriber = Annotated[Actor, Depends(require(Role.SUBSCRIBER))]
+EndpointOwner = Annotated[Actor, Depends(require(Role.CARRIER, Role.ENTERPRISE, Role.OPERATOR))]
+
+#: Tests (and deployments with a proxy) may set ``app.state.complaints_webhook_transport``.
+TRANSPORT_ATTR = "complaints_webhook_transport"
+
+
+def _rt(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _deliver(request: Request) -> None:
+    rt = _rt(request)
+    transport = getattr(request.app.state, TRANSPORT_ATTR, None)
+    if transport is not None:
+        actions.deliver_webhooks(rt, transport)
+        return
+    real = webhooks.HttpxTransport(timeout=5.0)
+    try:
+        actions.deliver_webhooks(rt, real)
+    finally:
+        real.close()
+
+
+class ReportIn(BaseModel):
+    reporter: str | None = Field(
+        None, max_length=40, description="Operators and the regulator only; a subscriber reports as itself."
+    )
+    reported: str = Field(max_length=40, examples=["13012345678"])
+    channel: str = Field(description="call or sms", examples=["call"])
+    at: datetime = Field(description="When the call or SMS happened (ISO 8601 with offset).")
+    received_at: datetime | None = Field(None, description="Operators' imports of past reports only.")
+    duration_seconds: int | None = Field(None, ge=0, le=86_400)
+    form: str | None = Field(None, description="live, recorded, bombing, one_ring (calls only).")
+    category: str | None = None
+    nature: str | None = None
+    text: str | None = Field(None, max_length=2000, description="The SMS text (SMS only).")
+    description: str | None = Field(None, max_length=2000)
+
+
+class RespondIn(BaseModel):
+    result: str = Field(description="substantiated or unsubstantiated")
+    action: str = Field(max_length=2000, description="What was done, or why the report is not substantiated.")
+    measure: str | None = Field(
+        None, description="warned, line_restricted, number_suspended, system_block, other"
+    )
+
+
+class AnswerIn(BaseModel):
+    text: str | None = Field(None, max_length=2000)
+
+
+class AppealIn(BaseModel):
+    text: str = Field(max_length=2000)
+
+
+class RejectIn(BaseModel):
+    reason: str = Field(max_length=500)
+
+
+class ForwardIn(BaseModel):
+    carrier: str
+    company: str | None = Field(None, max_length=40)
+
+
+class EndpointIn(BaseModel):
+    party_kind: str = Field(description="carrier or enterprise")
+    party_id: str | None = Field(None, description="Operators only; companies register their own.")
+    url: str = Field(max_length=500)
+    secret: str | None = Field(None, min_length=16, max_length=200)
+
+
+def _as_json(view: queries.CaseView) -> dict[str, Any]:
+    return view.as_dict()
+
+
+@router.post(
+    "/complaints",
+    status_code=status.HTTP_201_CREATED,
+    summary="Report a call or an SMS (subscriber as itself; operator, regulator for anyone)",
+)
+def file_complaint(
+    request: Request, body: ReportIn, actor: Reporter, background: BackgroundTasks
+) -> dict[str, Any]:
+    if actor.role is Role.SUBSCRIBER:
+        if body.reporter is not None and body.reporter.strip() not in ("", actor.subject):
+            raise InvalidInput("a subscriber reports from its own verified number", field="reporter")
+        if body.received_at is not None:
+            raise InvalidInput("only operators import past reports", field="received_at")
+        reporter = actor.subject
+    else:
+        if not body.reporter:
+            raise InvalidInput("name the reporter", field="reporter")
+        reporter = body.reporter
+    filing = Filing(
+        reporter=reporter,
+        reported=body.reported,
+        channel=body.channel,
+        at=body.at,
+        received_at=body.received_at,
+        duration_seconds=body.duration_seconds,
+        form=body.form,
+        category=body.category,
+        nature=body.nature,
+        text=body.text,
+        description=body.description,
+        source="api",
+    )
+    view = actions.file_report(_rt(request), actor, filing, resolver=NumbersResolver())
+    background.add_task(_deliver, request)
+    return _as_json(view)
+
+
+@router.get(
+    "/complaints/inbox", summary="The caller's open cases, nearest deadline first (carrier, enterprise)"
+)
+def inbox(request: Request, actor: Company) -> list[dict[str, Any]]:
+    with _rt(request).sessions() as session:
+        return [_as_json(v) for v in queries.inbox(session, actor.subject)]
+
+
+@router.get("/me/complaints", summary="The caller's own complaints (subscriber)")
+def my_complaints(request: Request, actor: Subscriber) -> list[dict[str, Any]]:
+    with _rt(request).sessions() as session:
+        return [_as_json(v) for v in queries.of_reporter(session, actor.subject)]
+
+
+@router.get(
+    "/complaints/breaches", summary="Breaches and due-soon warnings as of a moment (operator, regulator)"
+)
+def breaches(
+    request: Request, actor: Centre, as_of: datetime | None = None, only_breaches: bool = False
+) -> list[dict[str, Any]]:
+    rt = _rt(request)
+    moment = as_of or rt.clock.now()
+    if moment.tzinfo is None:
+        raise InvalidInput("as_of needs a time zone offset", field="as_of")
+    with rt.sessions() as session:
+        return [b.as_dict() for b in queries.breaches(session, moment, include_warnings=not only_breaches)]
+
+
+@router.get("/complaints/stats", summary="Cases by carrier and state (operator, regulator)")
+def stats(request: Request, actor: Centre) -> list[dict[str, Any]]:
+    with _rt(request).sessions() as session:
+        return queries.counts_by_company_and_state(session)
+
+
+@router.get(
+    "/complaints/{case_id}",
+    summary="One case with deadlines and history (its reporter, its companies, operator, regulator)",
+)
+def show(request: Request, case_id: int, actor: Anyone) -> dict[str, Any]:
+    with _rt(request).sessions() as session:
+        view = queries.show_for(session, actor, case_id)
+        history = [e.as_dict() for e in queries.history(session, case_id)]
+    return {**_as_json(view), "history": history}
+
+
+@router.post(
+    "/complaints/{case_id}/respond",
+    summary="Record verification and action (the responsible carrier or enterprise; operator, regulator)",
+)
+def respond(request: Request, case_id: int, body: RespondIn, actor: Responder) -> dict[str, Any]:
+    view = actions.respond(
+        _rt(request), actor, case_id, result=body.result, action=body.action, measure=body.measure
+    )
+    return _as_json(view)
+
+
+@router.post(
+    "/complaints/{case_id}/answer", summary="Answer the reporter by SMS and portal (operator, regulator)"
+)
+def answer(request: Request, case_id: int, body: AnswerIn, actor: Centre) -> dict[str, Any]:
+    return _as_json(actions.answer(_rt(request), actor, case_id, body.text))
+
+
+@router.post(
+    "/complaints/{case_id}/appeal",
+    summary="Appeal within the window: reopens with a new clock (the reporter; operator, regulator)",
+)
+def appeal(
+    request: Request, case_id: int, body: AppealIn, actor: Closer, background: BackgroundTasks
+) -> dict[str, Any]:
+    view = actions.appeal(_rt(request), actor, case_id, body.text)
+    background.add_task(_deliver, request)
+    return _as_json(view)
+
+
+@router.post(
+    "/complaints/{case_id}/close", summary="Close an answered case (the reporter; operator, regulator)"
+)
+def close(request: Request, case_id: int, actor: Closer) -> dict[str, Any]:
+    return _as_json(actions.close(_rt(request), actor, case_id))
+
+
+@router.post("/complaints/{case_id}/reject", summary="Reject a report (operator, regulator)")
+def reject(request: Request, case_id: int, body: RejectIn, actor: Centre) -> dict[str, Any]:
+    return _as_json(actions.reject(_rt(request), actor, case_id, body.reason))
+
+
+@router.post(
+    "/complaints/{case_id}/forward", summary="Forward an unrouted case by hand (operator, regulator)"
+)
+def forward(
+    request: Request, case_id: int, body: ForwardIn, actor: Centre, background: BackgroundTasks
+) -> dict[str, Any]:
+    view = actions.forward(_rt(request), actor, case_id, carrier=body.carrier, company=body.company)
+    background.add_task(_deliver, request)
+    return _as_json(view)
+
+
+@router.post(
+    "/complaints/webhooks",
+    status_code=status.HTTP_201_CREATED,
+    summary="Register a webhook endpoint, secret shown once (carrier, enterprise for itself; operator)",
+)
+def register_webhook(request: Request, body: EndpointIn, actor: EndpointOwner) -> dict[str, Any]:
+    party_id = body.party_id if actor.role is Role.OPERATOR else actor.subject
+    if not party_id:
+        raise InvalidInput("operators name the party", field="party_id")
+    endpoint_id, secret = actions.register_endpoint(
+        _rt(request), actor, party_kind=body.party_kind, party_id=party_id, url=body.url, secret=body.secret
+    )
+    return {
+        "id": endpoint_id,
+        "secret": secret,
+        "signature": "v1=HMAC-SHA256(secret, timestamp + '.' + body)",
+    }

@@ -1,0 +1,414 @@
+"""``quietline complaints``: the 12321 complaint centre from the command line (operator actions).
+
+Times are ISO 8601; a time without an offset is read as Beijing time (UTC+8), the time 12321 works in.
+The ``file``, ``show``, ``respond`` and ``breaches`` commands are a contract (issue 5): keep their options
+and JSON keys.
+"""
+
+from __future__ import annotations
+
+import csv
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from quietline.cli.common import JSON_OPTION, cli_actor, console, emit_json, runtime
+from quietline.complaints import actions, queries, webhooks
+from quietline.complaints.actions import Filing
+from quietline.complaints.routing import NumbersResolver, Resolver
+from quietline.platform.errors import InvalidInput
+from quietline.platform.workdays import CHINA_TZ
+
+app = typer.Typer(
+    help="12321 complaints: intake, routing, working-day clocks, feedback, appeals.", no_args_is_help=True
+)
+calendar_app = typer.Typer(
+    help="The working-day calendar (statutory schedule plus overrides).", no_args_is_help=True
+)
+webhooks_app = typer.Typer(
+    help="Webhook endpoints of carriers and enterprises, and the outbox.", no_args_is_help=True
+)
+app.add_typer(calendar_app, name="calendar")
+app.add_typer(webhooks_app, name="webhooks")
+
+
+def parse_time(value: str, field: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidInput(f"{value!r} is not an ISO 8601 date or time", field=field) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=CHINA_TZ)
+
+
+def parse_day(value: str, field: str) -> date:
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidInput(f"{value!r} is not an ISO 8601 date (YYYY-MM-DD)", field=field) from None
+
+
+def resolver() -> Resolver:
+    """Numbers and portability from ``quietline.numbers``; the caller-number ledger when available."""
+    return NumbersResolver()
+
+
+def _print_case(view: queries.CaseView, as_json: bool) -> None:
+    data = view.as_dict()
+    if as_json:
+        emit_json(data)
+        return
+    console.print(
+        f"[bold]complaint {data['id']}[/bold] {data['state']} ({data['state_label']}) "
+        f"{data['reported']} → {data['responsible_carrier'] or '未确定'}"
+        + (f" + {data['assisting_carrier']}（联动协查）" if data["assisting_carrier"] else "")
+    )
+    for clock in data["clocks"]:
+        mark = "projected" if clock["projected"] else ("late" if clock["late"] else "")
+        console.print(f"  {clock['stage']:<9} due {clock['due'] or 'calendar gap'} {mark}")
+
+
+@app.command("file")
+def file(  # noqa: PLR0917 - Typer passes every option positionally; the contract fixes the options
+    reporter: str = typer.Option(..., "--reporter", help="The reporter's mobile number."),
+    reported: str = typer.Option(..., "--reported", help="The number reported."),
+    channel: str = typer.Option(..., "--channel", help="call or sms."),
+    at: str = typer.Option(..., "--at", help="When the call or SMS happened (ISO 8601)."),
+    duration: int | None = typer.Option(None, "--duration", help="Call duration in seconds (calls only)."),
+    form: str | None = typer.Option(None, "--form", help="live, recorded, bombing or one_ring (calls only)."),
+    category: str | None = typer.Option(None, "--category", help="Category code or Chinese label."),
+    text: str | None = typer.Option(None, "--text", help="The SMS text (SMS reports only)."),
+    description: str | None = typer.Option(
+        None, "--description", help="What happened, in the reporter's words."
+    ),
+    nature: str | None = typer.Option(None, "--nature", help="marketing, harassment or fraud."),
+    received_at: str | None = typer.Option(
+        None,
+        "--received-at",
+        help="For imports of past reports: when 12321 received it (the clock starts then).",
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Report a call or an SMS: validated, merged or opened, accepted and forwarded at once."""
+    filing = Filing(
+        reporter=reporter,
+        reported=reported,
+        channel=channel,
+        at=parse_time(at, "at"),
+        received_at=parse_time(received_at, "received-at") if received_at else None,
+        duration_seconds=duration,
+        form=form,
+        category=category,
+        nature=nature,
+        text=text,
+        description=description,
+        source="import" if received_at else "cli",
+    )
+    rt = runtime()
+    view = actions.file_report(rt, cli_actor(), filing, resolver=resolver())
+    _deliver_quietly(rt)
+    _print_case(view, as_json)
+
+
+def _deliver_quietly(rt: Any) -> None:
+    """Post the webhooks this command queued (the outbox keeps any that fail for the next run)."""
+    transport = webhooks.HttpxTransport(timeout=5.0)
+    try:
+        actions.deliver_webhooks(rt, transport)
+    finally:
+        transport.close()
+
+
+@app.command("show")
+def show(case_id: int = typer.Argument(..., help="The complaint id."), as_json: bool = JSON_OPTION) -> None:
+    """A case with its deadlines, routing, outcome and history."""
+    with runtime().sessions() as session:
+        view = queries.show(session, case_id)
+        history = [e.as_dict() for e in queries.history(session, case_id)]
+    if as_json:
+        emit_json({**view.as_dict(), "history": history})
+        return
+    _print_case(view, False)
+    for entry in history:
+        console.print(f"  {entry['at']} {entry['actor']} {entry['action']}")
+
+
+@app.command("respond")
+def respond(
+    case_id: int = typer.Argument(..., help="The complaint id."),
+    result: str = typer.Option(..., "--result", help="substantiated or unsubstantiated."),
+    action: str = typer.Option(
+        ..., "--action", help="What was done (or why the report is not substantiated)."
+    ),
+    measure: str | None = typer.Option(
+        None, "--measure", help="warned, line_restricted, number_suspended, system_block or other."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Record the company's verification and action (on the company's behalf)."""
+    view = actions.respond(runtime(), cli_actor(), case_id, result=result, action=action, measure=measure)
+    _print_case(view, as_json)
+
+
+@app.command("answer")
+def answer(
+    case_id: int = typer.Argument(..., help="The complaint id."),
+    text: str | None = typer.Option(
+        None, "--text", help="The answer; composed from the feedback if omitted."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Answer the reporter (portal and SMS)."""
+    _print_case(actions.answer(runtime(), cli_actor(), case_id, text), as_json)
+
+
+@app.command("appeal")
+def appeal(
+    case_id: int = typer.Argument(..., help="The complaint id."),
+    text: str = typer.Option(..., "--text", help="Why the answer is not accepted."),
+    window_days: int = typer.Option(15, "--window-days", help="Appeal window after the answer, in days."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Reopen a case on the reporter's appeal (new cycle, new clock)."""
+    view = actions.appeal(runtime(), cli_actor(), case_id, text, window=timedelta(days=window_days))
+    _deliver_quietly(runtime())
+    _print_case(view, as_json)
+
+
+@app.command("close")
+def close(case_id: int = typer.Argument(..., help="The complaint id."), as_json: bool = JSON_OPTION) -> None:
+    """Close an answered case."""
+    _print_case(actions.close(runtime(), cli_actor(), case_id), as_json)
+
+
+@app.command("reject")
+def reject(
+    case_id: int = typer.Argument(..., help="The complaint id."),
+    reason: str = typer.Option(..., "--reason", help="Why (incomplete, out of scope)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Reject a report (不予受理)."""
+    _print_case(actions.reject(runtime(), cli_actor(), case_id, reason), as_json)
+
+
+@app.command("forward")
+def forward(
+    case_id: int = typer.Argument(..., help="The complaint id."),
+    carrier: str = typer.Option(..., "--carrier", help="The responsible carrier (code or Chinese name)."),
+    company: str | None = typer.Option(None, "--company", help="The responsible enterprise's USCC."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Forward a case routing could not resolve."""
+    view = actions.forward(runtime(), cli_actor(), case_id, carrier=carrier, company=company)
+    _deliver_quietly(runtime())
+    _print_case(view, as_json)
+
+
+@app.command("breaches")
+def breaches(
+    as_of: str | None = typer.Option(None, "--as-of", help="ISO 8601 moment (default: now)."),
+    only_breaches: bool = typer.Option(False, "--only-breaches", help="Leave out due-soon warnings."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Breached deadlines (and due-soon warnings, calendar gaps) as of a moment."""
+    rt = runtime()
+    moment = parse_time(as_of, "as-of") if as_of else rt.clock.now()
+    with rt.sessions() as session:
+        items = queries.breaches(session, moment, include_warnings=not only_breaches)
+    if as_json:
+        emit_json([i.as_dict() for i in items])
+        return
+    table = Table("id", "stage", "kind", "due", "carrier", "reported")
+    for i in items:
+        table.add_row(
+            str(i.case_id), i.stage.value, i.alert.value, str(i.due), i.responsible_carrier or "", i.reported
+        )
+    console.print(table)
+
+
+@app.command("scan")
+def scan(
+    window_days: int = typer.Option(15, "--window-days", help="Close answered cases after this many days."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """The scheduled job: flag breaches and warnings, close expired answers, deliver due webhooks."""
+    rt = runtime()
+    flagged = actions.scan(rt)
+    closed = actions.close_expired(rt, timedelta(days=window_days))
+    transport = webhooks.HttpxTransport(timeout=5.0)
+    try:
+        delivered = actions.deliver_webhooks(rt, transport, limit=1000)
+    finally:
+        transport.close()
+    out = {"flagged": [f.as_dict() for f in flagged], "closed": closed, "webhooks": delivered.as_dict()}
+    if as_json:
+        emit_json(out)
+    else:
+        console.print(f"flagged {len(flagged)}, closed {len(closed)}, webhooks {delivered.as_dict()}")
+
+
+@app.command("inbox")
+def inbox(
+    party: str = typer.Argument(..., help="A carrier code or an enterprise USCC."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """A company's open cases, nearest feedback deadline first."""
+    with runtime().sessions() as session:
+        views = queries.inbox(session, party)
+    if as_json:
+        emit_json([v.as_dict() for v in views])
+        return
+    for v in views:
+        _print_case(v, False)
+
+
+@app.command("import")
+def import_csv(
+    path: Path = typer.Argument(
+        ..., help="CSV with reporter,reported,channel,at[,received_at,duration,form,…]."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Import past reports (operator migration). Each row is filed on its own; bad rows are listed by
+    line and field, good rows are kept."""
+    if not path.is_file():
+        raise InvalidInput(f"{path} is not a file", field="path")
+    rt = runtime()
+    filed: list[int] = []
+    errors: list[dict[str, Any]] = []
+    res = resolver()
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"reporter", "reported", "channel", "at"} - set(reader.fieldnames or [])
+        if missing:
+            raise InvalidInput(f"missing columns: {', '.join(sorted(missing))}", field="header")
+        for line, row in enumerate(reader, start=2):
+            try:
+                duration = row.get("duration") or None
+                filing = Filing(
+                    reporter=row["reporter"],
+                    reported=row["reported"],
+                    channel=row["channel"],
+                    at=parse_time(row["at"], "at"),
+                    received_at=parse_time(row["received_at"], "received_at")
+                    if row.get("received_at")
+                    else None,
+                    duration_seconds=int(duration) if duration else None,
+                    form=row.get("form") or None,
+                    category=row.get("category") or None,
+                    nature=row.get("nature") or None,
+                    text=row.get("text") or None,
+                    description=row.get("description") or None,
+                    source="import",
+                )
+                filed.append(actions.file_report(rt, cli_actor(), filing, resolver=res).id)
+            except (InvalidInput, ValueError) as exc:
+                errors.append({"line": line, "field": getattr(exc, "field", None), "message": str(exc)})
+    out = {"filed": len(filed), "ids": filed, "errors": errors}
+    if as_json:
+        emit_json(out)
+    else:
+        console.print(f"filed {len(filed)}, refused {len(errors)}")
+        for e in errors:
+            console.print(f"  line {e['line']}: {e['message']}")
+    if errors:
+        raise typer.Exit(2)
+
+
+@calendar_app.command("set")
+def calendar_set(
+    day: str = typer.Argument(..., help="The date (YYYY-MM-DD)."),
+    working: bool = typer.Option(..., "--working/--rest", help="A working day or a rest day."),
+    note: str = typer.Option(..., "--note", help="The State Council notice it comes from."),
+) -> None:
+    """Override one day (a correction, or a year the holiday package does not know yet)."""
+    actions.set_workday(runtime(), cli_actor(), parse_day(day, "day"), working=working, note=note)
+    console.print(f"[green]{day} is a {'working' if working else 'rest'} day[/green]")
+
+
+@calendar_app.command("declare-year")
+def calendar_declare(
+    year: int = typer.Argument(..., help="The year whose holidays and make-up days are all entered."),
+    source: str = typer.Option(..., "--source", help="The State Council notice for the year."),
+) -> None:
+    """Declare a year complete: its days without an override follow the plain week."""
+    actions.declare_year(runtime(), cli_actor(), year, source=source)
+    console.print(f"[green]{year} declared[/green]")
+
+
+@calendar_app.command("show")
+def calendar_show(
+    start: str = typer.Option(..., "--from", help="First date (YYYY-MM-DD)."),
+    end: str = typer.Option(..., "--to", help="Last date (YYYY-MM-DD)."),
+    add: int | None = typer.Option(None, "--add", help="Also print FROM plus this many working days."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Which days are working days (make-up days included) and, optionally, a deadline."""
+    first, last = parse_day(start, "from"), parse_day(end, "to")
+    if not 0 <= (last - first).days <= 366:
+        raise InvalidInput("--to must be after --from and at most a year later", field="to")
+    with runtime().sessions() as session:
+        cal = queries.load_calendar(session)
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    out: dict[str, Any] = {"days": {d.isoformat(): cal.is_working_day(d) for d in days}}
+    if add is not None:
+        out["deadline"] = cal.add_working_days(first, add).isoformat()
+    if as_json:
+        emit_json(out)
+        return
+    for d in days:
+        console.print(f"{d.isoformat()} {'working' if out['days'][d.isoformat()] else 'rest'}")
+    if add is not None:
+        console.print(f"{first.isoformat()} + {add} working days = {out['deadline']}")
+
+
+@webhooks_app.command("add")
+def webhooks_add(
+    party_kind: str = typer.Option(..., "--party-kind", help="carrier or enterprise."),
+    party_id: str = typer.Option(..., "--party-id", help="Carrier code or enterprise USCC."),
+    url: str = typer.Option(..., "--url", help="The https URL that receives the cases."),
+    secret: str | None = typer.Option(None, "--secret", help="Shared secret (generated when omitted)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Register an endpoint; prints the shared secret once."""
+    endpoint_id, shared = actions.register_endpoint(
+        runtime(), cli_actor(), party_kind=party_kind, party_id=party_id, url=url, secret=secret
+    )
+    if as_json:
+        emit_json({"id": endpoint_id, "secret": shared})
+    else:
+        console.print(f"endpoint {endpoint_id}; secret (shown once): {shared}")
+
+
+@webhooks_app.command("list")
+def webhooks_list(
+    status: str | None = typer.Option(None, "--status", help="pending, delivered or dead."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """The webhook outbox, newest first."""
+    with runtime().sessions() as session:
+        rows = queries.webhook_deliveries(session, status)
+    if as_json:
+        emit_json(rows)
+        return
+    for r in rows:
+        console.print(f"{r['delivery_id']} {r['event']} {r['party']} {r['status']} attempts={r['attempts']}")
+
+
+@webhooks_app.command("deliver")
+def webhooks_deliver(
+    limit: int = typer.Option(1000, "--limit", help="At most this many deliveries."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Post every due webhook once (failures are retried later with backoff)."""
+    transport = webhooks.HttpxTransport()
+    try:
+        report = actions.deliver_webhooks(runtime(), transport, limit=limit)
+    finally:
+        transport.close()
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        console.print(report.as_dict())

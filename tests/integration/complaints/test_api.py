@@ -1,0 +1,104 @@
+"""The complaint API over the real app: report → company inbox and answer → reporter sees it → appeal,
+with webhooks delivered to a receiver that verifies them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient  # imported (warning silenced) by tests/integration/conftest.py
+
+from quietline.complaints import webhooks
+from quietline.platform.runtime import Runtime
+from quietline.vocabulary import Role
+
+
+class Receiver:
+    """A company's webhook endpoint: verifies each post and handles each delivery id once."""
+
+    def __init__(self, secret: str, rt: Runtime) -> None:
+        self.secret = secret
+        self.rt = rt
+        self.seen = webhooks.ProcessedDeliveries()
+        self.cases: list[int] = []
+        self.posts = 0
+
+    def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        self.posts += 1
+        delivery = webhooks.verify(self.secret, headers, body, now=self.rt.clock.now())
+        self.seen.handle(delivery, lambda d: self.cases.append(d.payload["case"]["id"]))
+        return 200
+
+
+def test_report_inbox_answer_outcome_appeal(
+    runtime: Runtime, api_app: FastAPI, api_client: TestClient, credentials: Any
+) -> None:
+    carrier = credentials.headers(Role.CARRIER)  # china_mobile
+    hook = api_client.post(
+        "/v1/complaints/webhooks",
+        json={"party_kind": "carrier", "url": "https://hooks.mobile.example/12321"},
+        headers=carrier,
+    )
+    assert hook.status_code == 201, hook.text
+    receiver = Receiver(hook.json()["secret"], runtime)
+    api_app.state.complaints_webhook_transport = receiver
+
+    at = (runtime.clock.now() - timedelta(hours=1)).isoformat()
+    me = credentials.headers(Role.SUBSCRIBER)
+    r = api_client.post(
+        "/v1/complaints",
+        json={"reported": "13900000000", "channel": "call", "at": at, "form": "live", "category": "保险推销"},
+        headers=me,
+    )
+    assert r.status_code == 201, r.text
+    case = r.json()
+    assert case["reporter"] == credentials.subscriber_number
+    assert (case["state"], case["responsible_carrier"]) == ("forwarded", "china_mobile")
+    assert set(case["deadlines"]) == {"forward", "feedback", "answer"}
+    assert receiver.cases == [case["id"]]  # delivered the moment it was forwarded, signature verified
+
+    # A subscriber cannot report in someone else's name; fields are named on errors.
+    bad = api_client.post(
+        "/v1/complaints",
+        json={"reporter": "13700000000", "reported": "13900000000", "channel": "sms", "at": at, "text": "x"},
+        headers=me,
+    )
+    assert (bad.status_code, bad.json()["field"]) == (422, "reporter")
+    bad = api_client.post(
+        "/v1/complaints", json={"reported": "13900000000", "channel": "sms", "at": at}, headers=me
+    )
+    assert (bad.status_code, bad.json()["field"]) == (422, "text")
+
+    inbox = api_client.get("/v1/complaints/inbox", headers=carrier).json()
+    assert [c["id"] for c in inbox] == [case["id"]]
+    enterprise = credentials.headers(Role.ENTERPRISE)
+    assert api_client.get(f"/v1/complaints/{case['id']}", headers=enterprise).status_code == 404
+
+    done = api_client.post(
+        f"/v1/complaints/{case['id']}/respond",
+        json={"result": "substantiated", "action": "已对该号码限制外呼", "measure": "line_restricted"},
+        headers=carrier,
+    )
+    assert done.json()["state"] == "acted"
+    operator = credentials.headers(Role.OPERATOR)
+    answered = api_client.post(f"/v1/complaints/{case['id']}/answer", json={}, headers=operator)
+    assert answered.json()["state"] == "answered"
+    assert "限制呼出" in runtime.sms.last_to(credentials.subscriber_number).text  # type: ignore[attr-defined]
+
+    mine = api_client.get("/v1/me/complaints", headers=me).json()
+    assert mine[0]["answer"].startswith("您举报的号码+8613900000000经核查属实")
+    appealed = api_client.post(f"/v1/complaints/{case['id']}/appeal", json={"text": "仍在来电"}, headers=me)
+    assert (appealed.json()["state"], appealed.json()["cycle"]) == ("forwarded", 2)
+    assert receiver.cases == [case["id"], case["id"]]  # the reopened case reached the carrier again
+    shown = api_client.get(f"/v1/complaints/{case['id']}", headers=me).json()
+    assert [h["action"] for h in shown["history"]][-2:] == ["complaint.appeal", "complaint.forward"]
+
+    regulator = credentials.headers(Role.REGULATOR)
+    stats = api_client.get("/v1/complaints/stats", headers=regulator).json()
+    assert {"carrier": "china_mobile", "state": "forwarded", "count": 1} in stats
+    late = api_client.get(
+        "/v1/complaints/breaches", params={"as_of": "2026-03-01T00:00:00+08:00"}, headers=regulator
+    ).json()
+    assert [(b["id"], b["stage"], b["kind"]) for b in late] == [(case["id"], "feedback", "breach")]
+    assert api_client.get("/v1/complaints/breaches", headers=me).status_code == 403
