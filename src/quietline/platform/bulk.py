@@ -308,14 +308,13 @@ def _stream(
             raise ValueError("a plain-text import has exactly one column")
         names = list(spec.columns)
     else:
-        try:
-            _, header = next(records)
-        except StopIteration:
-            raise BulkFileError(
-                f"{path}: the file is empty (a header line is required)", field="header"
-            ) from None
+        header = next(records, (0, None))[1]
         if summary.rejected:  # the header line itself could not be decoded
-            raise BulkFileError(f"{path}: the header is not valid UTF-8 text", field="header")
+            raise BulkFileError(
+                f"{path}: the header is not valid UTF-8 text (save the file as CSV UTF-8)", field="header"
+            )
+        if header is None:
+            raise BulkFileError(f"{path}: the file is empty (a header line is required)", field="header")
         names = _check_header(header, spec.columns, spec.optional_columns, path)
     width = len(names)
     validate = spec.validate
