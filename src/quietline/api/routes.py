@@ -5,8 +5,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from quietline.api import accounts
+from quietline.api import complaints as complaints_api
 
 
 def include_all(app: FastAPI) -> None:
     """Each context's router module is added here."""
     accounts.install(app)  # the accounts router and the 401 challenge handler
+    app.include_router(complaints_api.router)
