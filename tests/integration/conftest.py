@@ -13,8 +13,11 @@ session obtained through the real SMS-code flow, as request headers::
 from __future__ import annotations
 
 import re
+import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 
 import pytest
@@ -100,6 +103,42 @@ def api_app(runtime: Runtime) -> FastAPI:
 def api_client(api_app: FastAPI) -> Iterator[TestClient]:
     with TestClient(api_app) as client:
         yield client
+
+
+@contextmanager
+def serve(app: FastAPI) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free local port (a real HTTP server); yields its base URL."""
+    import uvicorn
+
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", ws="none")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test HTTP server did not start")
+        time.sleep(0.01)  # waiting for a socket, not testing time
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def serve_app() -> Callable[[FastAPI], AbstractContextManager[str]]:
+    """``with serve_app(app) as base_url:`` for tests that build their own app (e.g. on PostgreSQL)."""
+    return serve
+
+
+@pytest.fixture
+def live_server(api_app: FastAPI) -> Iterator[str]:
+    """The real app behind a real HTTP server (uvicorn) on the ``runtime`` database."""
+    with serve(api_app) as url:
+        yield url
 
 
 @pytest.fixture

@@ -205,3 +205,24 @@ def test_scoped_routes_admit_only_keys_holding_the_scope(
         assert (refused.status_code, refused.json()["field"]) == (403, "scope")
         subscriber = client.get("/v1/zz-scoped", headers=credentials.headers(Role.SUBSCRIBER))
         assert (subscriber.status_code, subscriber.json()["field"]) == (403, "role")
+
+
+def test_sign_in_over_a_real_http_server_on_both_databases(
+    any_runtime: Runtime, sms: RecordingSmsSender, serve_app: Any
+) -> None:
+    """The cookie flow through uvicorn and httpx, on SQLite and PostgreSQL."""
+    import httpx
+
+    from quietline.api.app import create_app
+
+    with serve_app(create_app(any_runtime)) as url, httpx.Client(base_url=url, timeout=10) as client:
+        assert client.post("/v1/auth/otp", json={"number": NUMBER}).status_code == 202
+        verified = client.post("/v1/auth/verify", json={"number": NUMBER, "code": _code(sms)})
+        assert verified.status_code == 200
+        assert client.cookies.get("ql_session")
+        assert client.get("/v1/me").json()["subject"] == NUMBER
+        assert client.post("/v1/auth/logout").status_code == 204
+        assert "ql_session" not in client.cookies
+        anonymous = client.get("/v1/me")
+        assert anonymous.status_code == 401
+        assert anonymous.headers["www-authenticate"] == 'Bearer realm="quietline"'
