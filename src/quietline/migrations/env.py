@@ -17,6 +17,7 @@ MODEL_MODULES = (
     "quietline.accounts.orm",
     "quietline.registry.orm",
     "quietline.complaints.orm",
+    "quietline.marks.orm",
 )
 
 for name in MODEL_MODULES:
