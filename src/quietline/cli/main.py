@@ -7,7 +7,7 @@ import sys
 import typer
 from pydantic import ValidationError
 
-from quietline.cli import audit, callerauth, db, demo, enterprise, keys, numbers, registry, sms
+from quietline.cli import audit, callerauth, db, demo, enterprise, keys, marks, numbers, registry, sms
 from quietline.cli import complaints as complaints_cli
 from quietline.platform.errors import QuietlineError
 from quietline.vocabulary import VocabularyError
@@ -28,6 +28,7 @@ cli.add_typer(sms.app, name="sms")
 cli.add_typer(enterprise.app, name="enterprise")
 cli.add_typer(keys.app, name="keys")
 cli.add_typer(callerauth.app, name="callerauth")
+cli.add_typer(marks.app, name="marks")
 cli.add_typer(complaints_cli.app, name="complaints")
 
 

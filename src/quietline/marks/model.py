@@ -120,6 +120,9 @@ class ReporterProfile:
     agreed: int = 0  # past marks that an outcome (appeal, carrier verification) confirmed
     disagreed: int = 0  # past marks that an outcome overturned
     verified_complaints: int = 0  # 12321 complaints of this reporter that were substantiated
+    #: Recorded through a trusted channel (the operator's import of a partner's verified reporters):
+    #: counts as an established account whatever its age here; its outcomes still weigh it.
+    vouched: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +203,10 @@ def credibility(profile: ReporterProfile, now: datetime, policy: ReputationPolic
     """A reporter's weight: account age × agreement with past outcomes × substantiated complaints,
     capped at ``max_weight`` so no single reporter can carry a label."""
     age = account_age_days(profile, now)
-    ramp = min(1.0, age / policy.established_age_days) if policy.established_age_days > 0 else 1.0
+    if profile.vouched or policy.established_age_days <= 0:
+        ramp = 1.0
+    else:
+        ramp = min(1.0, age / policy.established_age_days)
     age_factor = policy.new_account_weight + (1.0 - policy.new_account_weight) * ramp
     complaints = 1.0 + min(policy.complaint_bonus_cap, policy.complaint_bonus * profile.verified_complaints)
     return min(policy.max_weight, age_factor * agreement_factor(profile) * complaints)
@@ -208,9 +214,8 @@ def credibility(profile: ReporterProfile, now: datetime, policy: ReputationPolic
 
 def is_established(profile: ReporterProfile, now: datetime, policy: ReputationPolicy) -> bool:
     """Old enough and not mostly overturned: the reporters a brigade cannot mint cheaply."""
-    return (
-        account_age_days(profile, now) >= policy.established_age_days and profile.disagreed <= profile.agreed
-    )
+    old_enough = profile.vouched or account_age_days(profile, now) >= policy.established_age_days
+    return old_enough and profile.disagreed <= profile.agreed
 
 
 def live_marks(marks: Iterable[Mark], recycled_at: datetime | None = None) -> list[Mark]:

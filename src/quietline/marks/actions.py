@@ -1,0 +1,1094 @@
+"""The only write path of the marks context: marks, recycling, verified identities, the high-risk list,
+reviews and corrections (号码标记纠错).
+
+Each action is one transaction with its audit row(s) in it. Changes the screening engine must see go
+on the change feed in the same transaction: ``marks.label`` {"number", "label", "displayed"} whenever
+a label's displayed state changes, and ``marks.high_risk`` {"number", "state"} on every high-risk move.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from quietline.marks import queries
+from quietline.marks.model import (
+    UNWANTED_LABELS,
+    AppealOutcome,
+    HighRiskSource,
+    HighRiskState,
+    Label,
+    Mark,
+    RateLimit,
+    Reputation,
+    ReputationPolicy,
+    Severity,
+    can_move,
+    label_of,
+)
+from quietline.marks.orm import (
+    AppealRow,
+    HighRiskRow,
+    IdentityRow,
+    LabelStateRow,
+    MarkRow,
+    RecycleRow,
+    ReporterRow,
+    ReviewRow,
+)
+from quietline.marks.settings import get_marks_settings
+from quietline.numbers import PhoneNumber, parse
+from quietline.platform import audit, changefeed
+from quietline.platform.actor import Actor
+from quietline.platform.errors import Conflict, InvalidInput, NotFound, PermissionDenied, RateLimited
+from quietline.platform.runtime import Runtime
+from quietline.platform.sms import SmsMessage
+from quietline.platform.workdays import add_working_days, china_date, end_of_china_day
+from quietline.vocabulary import NumberType, Role
+
+TOPIC_LABEL = "marks.label"
+TOPIC_HIGH_RISK = "marks.high_risk"
+#: A mark may be dated a little ahead of the server clock (phone clocks drift), not more.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+#: 号码标记纠错: a correction is decided within 3 working days (REFERENCE.md "Marks and reputation":
+#: vendors take 1–3 working days; issue 6 sets 3 as the deadline).
+APPEAL_WORKING_DAYS = 3
+
+
+def _now(rt: Runtime) -> datetime:
+    return rt.clock.now()
+
+
+def _policy(policy: ReputationPolicy | None) -> ReputationPolicy:
+    return policy or get_marks_settings().policy()
+
+
+def _require(actor: Actor, *roles: Role, what: str) -> None:
+    if actor.role not in roles:
+        names = ", ".join(r.value for r in roles)
+        raise PermissionDenied(f"{what} is for {names}, not {actor.role.value}", field="role")
+
+
+def _markable(text: str, field: str) -> PhoneNumber:
+    """Parse a number a mark may name. Emergency and public-service numbers are never marked (they are
+    never blocked either, DESIGN.md decision order step 1); ``parse`` already refuses bare prefixes
+    (the lesson "reject prefix-only reports")."""
+    number = parse(text, field=field)
+    if number.never_block:
+        raise InvalidInput(
+            f"{number.e164} is an emergency or public-service number and cannot be marked", field=field
+        )
+    return number
+
+
+# --- marks -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MarkInput:
+    """One mark as submitted: raw text, parsed and checked by ``ingest``."""
+
+    number: str
+    label: str
+    reporter: str
+    at: datetime | None = None
+    device: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    index: int
+    field: str
+    message: str
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    replaced: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+    label_changes: int = 0
+    reputations: dict[str, Reputation] = field(default_factory=dict)
+    written: list[tuple[str, str]] = field(default_factory=list)  # (number, reporter) of each live mark
+    replaced_labels: dict[tuple[str, str], Label] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class MarkAdded:
+    number: str
+    reporter: str
+    label: Label
+    at: datetime
+    replaced: Label | None
+    reputation: Reputation
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "reporter": self.reporter,
+            "label": self.label.value,
+            "label_zh": self.label.label,
+            "at": self.at.isoformat(),
+            "replaced": self.replaced.value if self.replaced else None,
+            "labels": [lr.as_dict() for lr in self.reputation.labels],
+        }
+
+
+def add_mark(
+    rt: Runtime,
+    actor: Actor,
+    *,
+    number: str,
+    label: str,
+    reporter: str,
+    at: datetime | None = None,
+    device: str | None = None,
+    policy: ReputationPolicy | None = None,
+    rate_limit: RateLimit | None = None,
+) -> MarkAdded:
+    """A subscriber marks a number (or the operator records one on a reporter's behalf).
+
+    One live mark per reporter per number: a new mark replaces the old one. Refused with a clear error
+    when the reporter is over the per-reporter rate limit, marks its own number, or dates the mark in
+    the future or before the number was recycled.
+    """
+    result = ingest(
+        rt,
+        actor,
+        [MarkInput(number, label, reporter, at, device)],
+        policy=policy,
+        rate_limit=rate_limit,
+        strict=True,
+    )
+    [(e164, who)] = result.written
+    item_label = Label.parse(label, "label")
+    return MarkAdded(
+        e164,
+        who,
+        item_label,
+        at or _now(rt),
+        result.replaced_labels.get((e164, who)),
+        result.reputations[e164],
+    )
+
+
+@dataclass(slots=True)
+class _Parsed:
+    index: int
+    number: str
+    reporter: str
+    label: Label
+    at: datetime
+    device: str | None
+
+
+def _parse_items(
+    items: Sequence[MarkInput], now: datetime, strict: bool, result: IngestResult
+) -> list[_Parsed]:
+    parsed: list[_Parsed] = []
+    for index, item in enumerate(items):
+        try:
+            number = _markable(item.number, "number").e164
+            reporter = parse(item.reporter, field="reporter")
+            if reporter.type not in (NumberType.MOBILE, NumberType.RESALE):
+                raise InvalidInput("a reporter is a verified mobile subscriber number", field="reporter")
+            if reporter.e164 == number:
+                raise InvalidInput("a subscriber cannot mark its own number", field="number")
+            label = Label.parse(item.label, "label")
+            at = item.at or now
+            if at.tzinfo is None:
+                raise InvalidInput("give the time with a UTC offset (ISO 8601)", field="at")
+            if at > now + FUTURE_TOLERANCE:
+                raise InvalidInput(f"{at.isoformat()} is in the future", field="at")
+            device = (item.device or "").strip() or None
+            if device is not None and len(device) > 64:
+                raise InvalidInput("at most 64 characters", field="device")
+        except InvalidInput as exc:
+            if strict:
+                raise
+            result.rejected.append(Rejected(index, exc.field or "", exc.message))
+            continue
+        except ValueError as exc:  # VocabularyError for the label
+            if strict:
+                raise
+            result.rejected.append(Rejected(index, "label", str(exc)))
+            continue
+        parsed.append(_Parsed(index, number, reporter.e164, label, at, device))
+    return parsed
+
+
+def _lock_reporters(session: Session, reporters: Sequence[str]) -> dict[str, ReporterRow]:
+    rows: dict[str, ReporterRow] = {}
+    for part in queries.chunks(sorted(reporters)):
+        query = select(ReporterRow).where(ReporterRow.reporter.in_(part)).with_for_update()
+        for row in session.scalars(query):
+            rows[row.reporter] = row
+    return rows
+
+
+def _upsert_marks(session: Session, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    for part in queries.chunks(rows, 1000):
+        if dialect == "postgresql":
+            pg = pg_insert(MarkRow).values(list(part))
+            session.execute(
+                pg.on_conflict_do_update(
+                    index_elements=["number", "reporter"],
+                    set_={"label": pg.excluded.label, "at": pg.excluded.at, "device": pg.excluded.device},
+                )
+            )
+        else:
+            lite = sqlite_insert(MarkRow).values(list(part))
+            session.execute(
+                lite.on_conflict_do_update(
+                    index_elements=["number", "reporter"],
+                    set_={
+                        "label": lite.excluded.label,
+                        "at": lite.excluded.at,
+                        "device": lite.excluded.device,
+                    },
+                )
+            )
+
+
+def _admit(
+    session: Session,
+    parsed: Sequence[_Parsed],
+    *,
+    now: datetime,
+    limit: RateLimit,
+    strict: bool,
+    vouch: bool,
+    result: IngestResult,
+) -> dict[tuple[str, str], _Parsed]:
+    """Apply the rules that need the database: no mark from before a recycling (二次放号), and the
+    per-reporter rate limit (a fixed window counted on the reporter's row, locked for the update)."""
+    recycled = queries.last_recycled(session, sorted({p.number for p in parsed}))
+    reporter_rows = _lock_reporters(session, sorted({p.reporter for p in parsed}))
+    accepted: dict[tuple[str, str], _Parsed] = {}
+
+    def reject(item: _Parsed, field_name: str, message: str, error: type[InvalidInput | RateLimited]) -> None:
+        if strict:
+            raise error(message, field=field_name)
+        result.rejected.append(Rejected(item.index, field_name, message))
+
+    for item in parsed:
+        since = recycled.get(item.number)
+        if since is not None and item.at < since:
+            reject(
+                item,
+                "at",
+                f"{item.number} was reassigned to a new owner on {since.isoformat()}; "
+                "marks from before belong to the previous owner",
+                InvalidInput,
+            )
+            continue
+        row = reporter_rows.get(item.reporter)
+        if row is None:
+            row = _new_reporter(item.reporter, now)
+            session.add(row)
+            reporter_rows[item.reporter] = row
+        # A dated mark proves the reporter's account existed then (account age weighs credibility).
+        row.first_seen = min(row.first_seen, item.at)
+        row.vouched = row.vouched or vouch
+        if now - row.window_start >= limit.window:
+            row.window_start = now
+            row.window_count = 0
+        if row.window_count >= limit.limit:
+            hours = int(limit.window.total_seconds() // 3600)
+            reject(
+                item,
+                "reporter",
+                f"reporter {item.reporter} reached {limit.limit} marks per {hours} h; "
+                f"try again after {(row.window_start + limit.window).isoformat()}",
+                RateLimited,
+            )
+            continue
+        row.window_count += 1
+        accepted[(item.number, item.reporter)] = item
+    session.flush()
+    return accepted
+
+
+def _new_reporter(reporter: str, now: datetime) -> ReporterRow:
+    """A reporter first seen now: its account age (for credibility) counts from here."""
+    return ReporterRow(
+        reporter=reporter,
+        first_seen=now,
+        agreed=0,
+        disagreed=0,
+        verified_complaints=0,
+        vouched=False,
+        window_start=now,
+        window_count=0,
+    )
+
+
+def ingest(
+    rt: Runtime,
+    actor: Actor,
+    items: Sequence[MarkInput],
+    *,
+    policy: ReputationPolicy | None = None,
+    rate_limit: RateLimit | None = None,
+    strict: bool = False,
+) -> IngestResult:
+    """Add many marks in one transaction (imports, the app's upload queue, the benchmark).
+
+    Marks the operator records come through a trusted channel (imports of a partner's verified
+    reporters, the 12321 desk): their reporters count as established accounts. A subscriber's own
+    marks are dated now and weighed by the age of its account here.
+
+    Every mark gets an audit row; each rejected mark is reported with its index and reason (never
+    dropped silently); ``strict`` raises on the first rejection instead (single marks).
+    """
+    _require(actor, Role.SUBSCRIBER, Role.OPERATOR, what="marking a number")
+    policy = _policy(policy)
+    limit = rate_limit or get_marks_settings().rate_limit()
+    now = _now(rt)
+    result = IngestResult()
+    parsed = _parse_items(items, now, strict, result)
+    if actor.role is Role.SUBSCRIBER:
+        for item in parsed:
+            if item.reporter != actor.subject:
+                raise PermissionDenied("a subscriber marks only as itself", field="reporter")
+            item.at = now  # a subscriber's own mark is dated by the server, never backdated
+    with rt.sessions.begin() as session:
+        numbers = sorted({p.number for p in parsed})
+        existing = queries.load_marks(session, numbers)
+        accepted = _admit(
+            session,
+            parsed,
+            now=now,
+            limit=limit,
+            strict=strict,
+            vouch=actor.role is Role.OPERATOR,
+            result=result,
+        )
+        before = {(m.number, m.reporter): m for ms in existing.values() for m in ms}
+        _upsert_marks(
+            session,
+            [
+                {
+                    "number": p.number,
+                    "reporter": p.reporter,
+                    "label": p.label.value,
+                    "at": p.at,
+                    "device": p.device,
+                }
+                for p in accepted.values()
+            ],
+        )
+        audit_rows = []
+        for key, p in accepted.items():
+            old = before.get(key)
+            if old is not None:
+                result.replaced += 1
+                result.replaced_labels[key] = old.label
+            audit_rows.append(
+                {
+                    "at": now,
+                    "actor_role": actor.role.value,
+                    "actor": str(actor),
+                    "action": "marks.add",
+                    "subject_type": "number",
+                    "subject": p.number,
+                    "before": None if old is None else {"label": old.label.value, "at": old.at.isoformat()},
+                    "after": {
+                        "label": p.label.value,
+                        "reporter": p.reporter,
+                        "at": p.at.isoformat(),
+                        "device": p.device,
+                    },
+                }
+            )
+        audit.record_many(session, audit_rows)
+        result.accepted = len(accepted)
+        result.written = list(accepted)
+        # Re-judge the touched numbers on the marks now live (the ones just written replace theirs).
+        for key, p in accepted.items():
+            before[key] = Mark(p.number, p.reporter, p.label, p.at, p.device)
+        touched = {p.number for p in accepted.values()}
+        merged: dict[str, list[Mark]] = defaultdict(list)
+        for mark in before.values():
+            if mark.number in touched:
+                merged[mark.number].append(mark)
+        result.reputations = queries.reputations(session, sorted(touched), now, policy, marks=merged)
+        result.label_changes = _sync(session, actor, result.reputations, now)
+    return result
+
+
+def _sync(session: Session, actor: Actor, reps: dict[str, Reputation], now: datetime) -> int:
+    """Store and announce every change of a label's displayed state; open reviews for verified numbers
+    the crowd would turn red; put numbers the crowd shows as 疑似诈骗 on the high-risk list."""
+    if not reps:
+        return 0
+    states: dict[str, dict[str, LabelStateRow]] = defaultdict(dict)
+    for part in queries.chunks(sorted(reps)):
+        for state in session.scalars(select(LabelStateRow).where(LabelStateRow.number.in_(part))):
+            states[state.number][state.label] = state
+    changes: list[dict[str, Any]] = []
+    for number, rep in reps.items():
+        shown = {lr.label.value: lr.displayed for lr in rep.labels}
+        known = states.get(number, {})
+        for code in sorted(set(shown) | set(known)):
+            displayed = shown.get(code, False)
+            row = known.get(code)
+            if row is None:
+                if not displayed:
+                    continue
+                session.add(LabelStateRow(number=number, label=code, displayed=True, updated_at=now))
+            elif row.displayed == displayed:
+                continue
+            else:
+                row.displayed = displayed
+                row.updated_at = now
+            changes.append(
+                {
+                    "topic": TOPIC_LABEL,
+                    "key": number,
+                    "payload": {"number": number, "label": code, "displayed": displayed},
+                    "at": now,
+                }
+            )
+        if rep.review_needed:
+            _open_review(session, actor, rep, now)
+        fraud = rep.label(Label.FRAUD_SUSPECTED)
+        if fraud is not None and fraud.displayed and session.get(HighRiskRow, number) is None:
+            _enter_high_risk(
+                session,
+                actor,
+                number,
+                source=HighRiskSource.CROWD_FRAUD,
+                reason=f"{fraud.count} 位用户标记为疑似诈骗，置信度 {fraud.confidence:.0%}",
+                now=now,
+            )
+    changefeed.emit_many(session, changes)
+    return len(changes)
+
+
+def _open_review(session: Session, actor: Actor, rep: Reputation, now: datetime) -> None:
+    if queries.open_review(session, rep.number) is not None:
+        return
+    labels = ",".join(
+        lr.label.value for lr in rep.labels if lr.qualifies and lr.label.severity is Severity.WARNING
+    )
+    row = ReviewRow(number=rep.number, labels=labels, opened_at=now, state="open")
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="marks.review.open",
+        subject_type="number",
+        subject=rep.number,
+        at=now,
+        after={"review": row.id, "labels": labels},
+    )
+
+
+def refresh(rt: Runtime, actor: Actor, *, policy: ReputationPolicy | None = None) -> int:
+    """Re-judge every number with a displayed label (evidence decays, so labels fade without any new
+    write); a scheduled job runs it. Returns the number of label changes announced."""
+    policy = _policy(policy)
+    now = _now(rt)
+    with rt.sessions.begin() as session:
+        numbers = queries.displayed_numbers(session)
+        reps = queries.reputations(session, numbers, now, policy)
+        changes = _sync(session, actor, reps, now)
+        audit.record(
+            session,
+            actor=actor,
+            action="marks.refresh",
+            subject_type="marks",
+            subject="all",
+            at=now,
+            after={"numbers": len(numbers), "changes": changes},
+        )
+    return changes
+
+
+# --- recycling (二次放号) ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Recycled:
+    number: str
+    at: datetime
+    marks_cleared: int
+    labels_cleared: tuple[str, ...]
+    identity_removed: bool
+    high_risk_cleared: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "recycled_at": self.at.isoformat(),
+            "marks_cleared": self.marks_cleared,
+            "labels_cleared": list(self.labels_cleared),
+            "identity_removed": self.identity_removed,
+            "high_risk_cleared": self.high_risk_cleared,
+        }
+
+
+def recycle(rt: Runtime, actor: Actor, number: str) -> Recycled:
+    """A carrier reports that ``number`` was reassigned (二次放号): every mark, label, verified identity
+    and high-risk state of the previous owner is cleared, so the new owner starts clean."""
+    _require(actor, Role.CARRIER, Role.OPERATOR, what="reporting a recycled number")
+    e164 = parse(number, field="number").e164
+    now = _now(rt)
+    with rt.sessions.begin() as session:
+        cleared = len(list(session.scalars(select(MarkRow.id).where(MarkRow.number == e164))))
+        session.execute(delete(MarkRow).where(MarkRow.number == e164))
+        states = list(session.scalars(select(LabelStateRow).where(LabelStateRow.number == e164)))
+        labels = tuple(sorted(s.label for s in states if s.displayed))
+        for code in labels:
+            changefeed.emit(
+                session,
+                topic=TOPIC_LABEL,
+                key=e164,
+                payload={"number": e164, "label": code, "displayed": False},
+                at=now,
+            )
+        session.execute(delete(LabelStateRow).where(LabelStateRow.number == e164))
+        identity = session.get(IdentityRow, e164)
+        if identity is not None:
+            session.delete(identity)
+        risk = session.get(HighRiskRow, e164)
+        risk_cleared = risk is not None and risk.state != HighRiskState.CLEARED.value
+        if risk is not None and risk_cleared:
+            risk.state = HighRiskState.CLEARED.value
+            risk.reason = f"{risk.reason}；号码已二次放号"
+            risk.updated_at = now
+            changefeed.emit(
+                session,
+                topic=TOPIC_HIGH_RISK,
+                key=e164,
+                payload={"number": e164, "state": HighRiskState.CLEARED.value},
+                at=now,
+            )
+        for review in session.scalars(
+            select(ReviewRow).where(ReviewRow.number == e164, ReviewRow.state == "open")
+        ):
+            review.state, review.outcome, review.closed_at = "closed", "recycled", now
+        session.add(RecycleRow(number=e164, at=now, reported_by=str(actor), marks_cleared=cleared))
+        result = Recycled(e164, now, cleared, labels, identity is not None, risk_cleared)
+        audit.record(
+            session,
+            actor=actor,
+            action="marks.recycle",
+            subject_type="number",
+            subject=e164,
+            at=now,
+            before={"marks": cleared, "labels": list(labels), "verified": identity is not None},
+            after=result.as_dict(),
+        )
+    return result
+
+
+# --- verified identities ---------------------------------------------------------------------------
+
+IDENTITY_PROOFS = ("ledger", "otp")
+
+
+def register_identity(
+    rt: Runtime,
+    actor: Actor,
+    *,
+    number: str,
+    name: str,
+    purpose: str,
+    proof: str,
+    owner: str | None = None,
+    policy: ReputationPolicy | None = None,
+) -> Reputation:
+    """An enterprise that proved it owns ``number`` (``ledger``: the caller-number ledger lists it;
+    ``otp``: it read back a code sent to the number) registers its display name and purpose.
+
+    From then on crowd marks alone never turn the number red: a review is opened instead. An enterprise
+    registers for itself; the operator or a carrier registers on an enterprise's behalf (``owner``).
+    """
+    _require(actor, Role.ENTERPRISE, Role.OPERATOR, Role.CARRIER, what="registering a verified identity")
+    e164 = parse(number, field="number").e164
+    clean_name = " ".join(name.split())
+    clean_purpose = " ".join(purpose.split())
+    if not clean_name or len(clean_name) > 200:
+        raise InvalidInput("give the display name, at most 200 characters", field="name")
+    if len(clean_purpose) > 100:
+        raise InvalidInput("at most 100 characters", field="purpose")
+    if proof not in IDENTITY_PROOFS:
+        raise InvalidInput(f"proof must be one of {', '.join(IDENTITY_PROOFS)}", field="proof")
+    holder = actor.subject if actor.role is Role.ENTERPRISE else (owner or "").strip()
+    if not holder:
+        raise InvalidInput("name the enterprise that owns the number", field="owner")
+    now = _now(rt)
+    with rt.sessions.begin() as session:
+        row = session.get(IdentityRow, e164)
+        before = None
+        if row is not None:
+            if actor.role is Role.ENTERPRISE and row.owner != holder:
+                raise Conflict(f"{e164} is registered to another enterprise", field="number")
+            before = {"name": row.name, "purpose": row.purpose, "owner": row.owner}
+            row.name, row.purpose, row.owner, row.proof, row.verified_at = (
+                clean_name,
+                clean_purpose,
+                holder,
+                proof,
+                now,
+            )
+        else:
+            session.add(
+                IdentityRow(
+                    number=e164,
+                    name=clean_name,
+                    purpose=clean_purpose,
+                    owner=holder,
+                    proof=proof,
+                    verified_at=now,
+                )
+            )
+        session.flush()
+        audit.record(
+            session,
+            actor=actor,
+            action="marks.identity.register",
+            subject_type="number",
+            subject=e164,
+            at=now,
+            before=before,
+            after={"name": clean_name, "purpose": clean_purpose, "owner": holder, "proof": proof},
+        )
+        reps = queries.reputations(session, [e164], now, _policy(policy))
+        _sync(session, actor, reps, now)
+    return reps[e164]
+
+
+def remove_identity(
+    rt: Runtime, actor: Actor, number: str, *, policy: ReputationPolicy | None = None
+) -> None:
+    _require(actor, Role.ENTERPRISE, Role.OPERATOR, Role.CARRIER, what="removing a verified identity")
+    e164 = parse(number, field="number").e164
+    now = _now(rt)
+    with rt.sessions.begin() as session:
+        row = session.get(IdentityRow, e164)
+        if row is None:
+            raise NotFound(f"{e164} has no verified identity", field="number")
+        if actor.role is Role.ENTERPRISE and row.owner != actor.subject:
+            raise PermissionDenied("only the enterprise that registered it may remove it", field="number")
+        before = {"name": row.name, "purpose": row.purpose, "owner": row.owner}
+        session.delete(row)
+        session.flush()
+        audit.record(
+            session,
+            actor=actor,
+            action="marks.identity.remove",
+            subject_type="number",
+            subject=e164,
+            at=now,
+            before=before,
+        )
+        _sync(session, actor, queries.reputations(session, [e164], now, _policy(policy)), now)
+
+
+# --- high-risk numbers (高危号码) --------------------------------------------------------------------
+
+
+def _enter_high_risk(
+    session: Session, actor: Actor, number: str, *, source: HighRiskSource, reason: str, now: datetime
+) -> HighRiskRow:
+    row = HighRiskRow(
+        number=number,
+        state=HighRiskState.SUSPECTED.value,
+        source=source.value,
+        reason=reason,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    audit.record(
+        session,
+        actor=actor,
+        action="marks.high_risk.suspected",
+        subject_type="number",
+        subject=number,
+        at=now,
+        after={"state": row.state, "source": source.value, "reason": reason},
+    )
+    changefeed.emit(
+        session,
+        topic=TOPIC_HIGH_RISK,
+        key=number,
+        payload={"number": number, "state": row.state},
+        at=now,
+    )
+    return row
+
+
+def flag_high_risk(
+    rt: Runtime, actor: Actor, *, number: str, source: str, reason: str
+) -> queries.HighRiskEntry:
+    """Put a number on the high-risk list as suspected, on strong evidence (substantiated complaints,
+    the traffic detectors, a police notice, crowd fraud marks). A cleared number may be flagged again."""
+    _require(actor, Role.CARRIER, Role.REGULATOR, Role.OPERATOR, what="flagging a high-risk number")
+    e164 = _markable(number, "number").e164
+    kind = HighRiskSource.parse(source, "source")
+    text = reason.strip()
+    if not text:
+        raise InvalidInput("say what the evidence is", field="reason")
+    now = _now(rt)
+    with rt.sessions.begin() as session:
+        row = session.get(HighRiskRow, e164)
+        if row is None:
+            row = _enter_high_risk(session, actor, e164, source=kind, reason=text, now=now)
+        else:
+            current = HighRiskState.parse(row.state)
+            if not can_move(current, HighRiskState.SUSPECTED):
+                raise Conflict(f"{e164} is already on the high-risk list ({current.value})", field="number")
+            row.state, row.source, row.reason, row.updated_at = (
+                HighRiskState.SUSPECTED.value,
+                kind.value,
+                text,
+                now,
+            )
+            audit.record(
+                session,
+                actor=actor,
+                action="marks.high_risk.suspected",
+                subject_type="number",
+                subject=e164,
+                at=now,
+                before={"state": current.value},
+                after={"state": row.state, "source": kind.value, "reason": text},
+            )
+            changefeed.emit(
+                session, topic=TOPIC_HIGH_RISK, key=e164, payload={"number": e164, "state": row.state}, at=now
+            )
+        session.flush()
+        return queries.high_risk_from_row(row)
+
+
+#: Who may move a high-risk number into each state: the responsible carrier verifies and acts.
+_MOVERS: dict[HighRiskState, tuple[Role, ...]] = {
+    HighRiskState.VERIFIED: (Role.CARRIER, Role.OPERATOR),
+    HighRiskState.ACTED: (Role.CARRIER, Role.OPERATOR),
+    HighRiskState.CLEARED: (Role.CARRIER, Role.REGULATOR, Role.OPERATOR),
+    HighRiskState.SUSPECTED: (Role.CARRIER, Role.REGULATOR, Role.OPERATOR),
+}
+
+
+def move_high_risk(
+    rt: Runtime, actor: Actor, *, number: str, state: str, reason: str = ""
+) -> queries.HighRiskEntry:
+    """Move a high-risk number along suspected → verified → acted → cleared.
+
+    Outcomes feed reporter credibility: a carrier's verification confirms the reporters who marked the
+    number 疑似诈骗 (agreed + 1); clearing a suspected number overturns them (disagreed + 1).
+    """
+    target = HighRiskState.parse(state, "state")
+    _require(actor, *_MOVERS[target], what=f"moving a high-risk number to {target.value}")
+    e164 = parse(number, field="number").e164
+    now = _now(rt)
+    with rt.sessions.begin() as session:
+        row = session.get(HighRiskRow, e164, with_for_update=True)
+        if row is None:
+            raise NotFound(f"{e164} is not on the high-risk list", field="number")
+        current = HighRiskState.parse(row.state)
+        if not can_move(current, target):
+            raise Conflict(f"a {current.value} number cannot become {target.value}", field="state")
+        row.state = target.value
+        row.updated_at = now
+        if reason.strip():
+            row.reason = f"{row.reason}；{reason.strip()}"
+        if target is HighRiskState.VERIFIED:
+            _credit(session, e164, {Label.FRAUD_SUSPECTED}, agreed=True)
+        elif current is HighRiskState.SUSPECTED and target is HighRiskState.CLEARED:
+            _credit(session, e164, {Label.FRAUD_SUSPECTED}, agreed=False)
+        audit.record(
+            session,
+            actor=actor,
+            action=f"marks.high_risk.{target.value}",
+            subject_type="number",
+            subject=e164,
+            at=now,
+            before={"state": current.value},
+            after={"state": target.value, "reason": reason.strip()},
+        )
+        changefeed.emit(
+            session, topic=TOPIC_HIGH_RISK, key=e164, payload={"number": e164, "state": target.value}, at=now
+        )
+        session.flush()
+        return queries.high_risk_from_row(row)
+
+
+def _credit(session: Session, number: str, labels: Iterable[Label], *, agreed: bool) -> list[str]:
+    """Record an outcome against the reporters whose live marks on ``number`` carry one of ``labels``."""
+    wanted = [label.value for label in labels]
+    reporters = list(
+        session.scalars(select(MarkRow.reporter).where(MarkRow.number == number, MarkRow.label.in_(wanted)))
+    )
+    for row in queries_reporter_rows(session, reporters):
+        if agreed:
+            row.agreed += 1
+        else:
+            row.disagreed += 1
+    return reporters
+
+
+def queries_reporter_rows(session: Session, reporters: Sequence[str]) -> list[ReporterRow]:
+    rows: list[ReporterRow] = []
+    for part in queries.chunks(sorted(reporters)):
+        rows.extend(
+            session.scalars(select(ReporterRow).where(ReporterRow.reporter.in_(part)).with_for_update())
+        )
+    return rows
+
+
+def record_verified_complaint(rt: Runtime, actor: Actor, reporter: str) -> None:
+    """A 12321 complaint by ``reporter`` was substantiated: its marks weigh a little more."""
+    _require(actor, Role.OPERATOR, Role.REGULATOR, Role.CARRIER, what="crediting a verified complaint")
+    e164 = parse(reporter, field="reporter").e164
+    now = _now(rt)
+    with rt.sessions.begin() as session:
+        row = session.get(ReporterRow, e164, with_for_update=True)
+        if row is None:
+            row = _new_reporter(e164, now)
+            session.add(row)
+        row.verified_complaints += 1
+        audit.record(
+            session,
+            actor=actor,
+            action="marks.reporter.verified_complaint",
+            subject_type="reporter",
+            subject=e164,
+            at=now,
+            after={"verified_complaints": row.verified_complaints},
+        )
+
+
+# --- reviews of verified numbers -------------------------------------------------------------------
+
+REVIEW_OUTCOMES = ("dismissed", "confirmed")
+
+
+def close_review(
+    rt: Runtime, actor: Actor, review_id: int, outcome: str, *, policy: ReputationPolicy | None = None
+) -> queries.Review:
+    """Decide a review of a verified number the crowd marked.
+
+    ``dismissed``: the marks were wrong — the warning marks are withdrawn and their reporters lose
+    credibility. ``confirmed``: the crowd was right — the verified identity is withdrawn (so the labels
+    show) and the reporters gain credibility.
+    """
+    _require(actor, Role.OPERATOR, Role.CARRIER, Role.REGULATOR, what="deciding a review")
+    if outcome not in REVIEW_OUTCOMES:
+        raise InvalidInput(f"outcome must be one of {', '.join(REVIEW_OUTCOMES)}", field="outcome")
+    now = _now(rt)
+    with rt.sessions.begin() as session:
+        row = session.get(ReviewRow, review_id, with_for_update=True)
+        if row is None:
+            raise NotFound(f"no review {review_id}", field="review")
+        if row.state != "open":
+            raise Conflict(f"review {review_id} is already closed ({row.outcome})", field="review")
+        if outcome == "dismissed":
+            _credit(session, row.number, UNWANTED_LABELS, agreed=False)
+            session.execute(
+                delete(MarkRow).where(
+                    MarkRow.number == row.number, MarkRow.label.in_([lb.value for lb in UNWANTED_LABELS])
+                )
+            )
+        else:
+            _credit(session, row.number, UNWANTED_LABELS, agreed=True)
+            identity = session.get(IdentityRow, row.number)
+            if identity is not None:
+                session.delete(identity)
+        row.state, row.outcome, row.closed_at = "closed", outcome, now
+        session.flush()
+        audit.record(
+            session,
+            actor=actor,
+            action="marks.review.close",
+            subject_type="number",
+            subject=row.number,
+            at=now,
+            before={"state": "open"},
+            after={"review": row.id, "outcome": outcome},
+        )
+        _sync(session, actor, queries.reputations(session, [row.number], now, _policy(policy)), now)
+        return queries.review_from_row(row)
+
+
+# --- corrections and appeals (号码标记纠错) ----------------------------------------------------------
+
+
+def _appeal_labels(label: Label) -> set[Label]:
+    """Disputing 骚扰电话 disputes the whole unwanted family it stands for."""
+    return set(UNWANTED_LABELS) if label is Label.HARASSMENT else {label}
+
+
+def open_appeal(
+    rt: Runtime,
+    actor: Actor,
+    *,
+    number: str,
+    label: str,
+    reason: str,
+    proof: str | None = None,
+) -> queries.Appeal:
+    """The number's owner disputes a label. Ownership is proved by a subscriber session on that very
+    number (a one-time code sent to it), by the verified identity of the enterprise, or — when the
+    operator files on the owner's behalf — by the proof the operator names (e.g. a carrier statement).
+    The case is due within 3 working days of the statutory calendar (调休 included)."""
+    e164 = parse(number, field="number").e164
+    item_label = Label.parse(label, "label")
+    if item_label is Label.LEGITIMATE:
+        raise InvalidInput("'legitimate' is not a label anyone needs corrected", field="label")
+    text = reason.strip()
+    if not text or len(text) > 2000:
+        raise InvalidInput("give the reason, at most 2000 characters", field="reason")
+    now = _now(rt)
+    with rt.sessions.begin() as session:
+        if actor.role is Role.SUBSCRIBER:
+            if actor.subject != e164:
+                raise PermissionDenied(
+                    "prove ownership: sign in with a code sent to this number", field="number"
+                )
+            how = "otp_session"
+        elif actor.role is Role.ENTERPRISE:
+            identity = session.get(IdentityRow, e164)
+            if identity is None or identity.owner != actor.subject:
+                raise PermissionDenied(
+                    "only the enterprise holding the verified identity of the number may appeal",
+                    field="number",
+                )
+            how = "verified_identity"
+        elif actor.role is Role.OPERATOR:
+            how = (proof or "").strip()
+            if not how or len(how) > 40:
+                raise InvalidInput(
+                    "name the proof of ownership you checked (at most 40 characters)", field="proof"
+                )
+        else:
+            raise PermissionDenied("appeals are filed by the number's owner or the operator", field="role")
+        labels = [lb.value for lb in _appeal_labels(item_label)]
+        marked = session.scalars(
+            select(MarkRow.id).where(MarkRow.number == e164, MarkRow.label.in_(labels)).limit(1)
+        ).first()
+        if marked is None:
+            raise InvalidInput(f"{e164} carries no mark '{item_label.value}'", field="label")
+        pending = session.scalars(
+            select(AppealRow.id).where(
+                AppealRow.number == e164, AppealRow.label == item_label.value, AppealRow.state == "open"
+            )
+        ).first()
+        if pending is not None:
+            raise Conflict(f"appeal {pending} on this label is still open", field="label")
+        due = add_working_days(china_date(now), APPEAL_WORKING_DAYS)
+        row = AppealRow(
+            number=e164,
+            label=item_label.value,
+            reason=text,
+            owner=str(actor),
+            proof=how,
+            opened_at=now,
+            due=due,
+            state="open",
+        )
+        session.add(row)
+        session.flush()
+        audit.record(
+            session,
+            actor=actor,
+            action="marks.appeal.open",
+            subject_type="number",
+            subject=e164,
+            at=now,
+            after={"appeal": row.id, "label": item_label.value, "due": due.isoformat(), "proof": how},
+        )
+        return queries.appeal_from_row(row)
+
+
+@dataclass(frozen=True, slots=True)
+class AppealDecision:
+    appeal: queries.Appeal
+    notified: bool
+    notice: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.appeal.as_dict(), "owner_notified": self.notified, "notice": self.notice}
+
+
+def decide_appeal(
+    rt: Runtime,
+    actor: Actor,
+    appeal_id: int,
+    *,
+    outcome: str,
+    note: str = "",
+    policy: ReputationPolicy | None = None,
+) -> AppealDecision:
+    """Record the outcome. Upheld: the disputed marks are withdrawn and every reporter who made one
+    loses credibility (disagreed + 1). Rejected: the marks stay and their reporters gain (agreed + 1).
+    A decision after the due day is recorded as late. The owner is told by SMS when the number is a
+    mobile number; the outcome is in the appeal record either way."""
+    _require(actor, Role.OPERATOR, Role.CARRIER, Role.REGULATOR, what="deciding an appeal")
+    result = AppealOutcome.parse(outcome, "outcome")
+    now = _now(rt)
+    with rt.sessions.begin() as session:
+        row = session.get(AppealRow, appeal_id, with_for_update=True)
+        if row is None:
+            raise NotFound(f"no appeal {appeal_id}", field="appeal")
+        if row.state != "open":
+            raise Conflict(f"appeal {appeal_id} was already decided ({row.outcome})", field="appeal")
+        labels = _appeal_labels(label_of(row.label))
+        reporters = _credit(session, row.number, labels, agreed=result is AppealOutcome.REJECTED)
+        if result is AppealOutcome.UPHELD:
+            session.execute(
+                delete(MarkRow).where(
+                    MarkRow.number == row.number, MarkRow.label.in_([lb.value for lb in labels])
+                )
+            )
+        row.state = "decided"
+        row.outcome = result.value
+        row.decided_at = now
+        row.decided_late = now > end_of_china_day(row.due)
+        row.marks_affected = len(reporters)
+        row.note = note.strip() or None
+        session.flush()
+        audit.record(
+            session,
+            actor=actor,
+            action="marks.appeal.decide",
+            subject_type="number",
+            subject=row.number,
+            at=now,
+            before={"state": "open"},
+            after={
+                "appeal": row.id,
+                "outcome": result.value,
+                "late": row.decided_late,
+                "marks_affected": len(reporters),
+            },
+        )
+        _sync(session, actor, queries.reputations(session, [row.number], now, _policy(policy)), now)
+        appeal = queries.appeal_from_row(row)
+    notice = (
+        f"【quietline】您对号码 {appeal.number} 标记“{appeal.label.label}”的纠错申请已处理：{result.label}。"
+    )
+    notified = False
+    if parse(appeal.number).type in (NumberType.MOBILE, NumberType.RESALE):
+        try:
+            rt.sms.send(SmsMessage(to=appeal.number, text=notice, at=now, purpose="marks_appeal"))
+            notified = True
+        except RuntimeError:
+            notified = False  # no SMS gateway configured; the decision stands and is in the record
+    return AppealDecision(appeal, notified, notice)

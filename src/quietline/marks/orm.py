@@ -1,0 +1,125 @@
+"""Tables of the marks context. Written only by ``quietline.marks.actions``."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, Boolean, Date, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from quietline.platform.db import Base, UtcDateTime
+
+_ID = BigInteger().with_variant(Integer, "sqlite")
+
+
+class MarkRow(Base):
+    """A reporter's live mark on a number: one per (number, reporter); a new mark replaces it."""
+
+    __tablename__ = "marks_marks"
+    __table_args__ = (UniqueConstraint("number", "reporter"), Index("ix_marks_marks_reporter", "reporter"))
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), index=True)
+    reporter: Mapped[str] = mapped_column(String(32))
+    label: Mapped[str] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    device: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class ReporterRow(Base):
+    """What weighs a reporter's marks, and its rate-limit window."""
+
+    __tablename__ = "marks_reporters"
+
+    reporter: Mapped[str] = mapped_column(String(32), primary_key=True)
+    first_seen: Mapped[datetime] = mapped_column(UtcDateTime)
+    agreed: Mapped[int] = mapped_column(Integer, default=0)
+    disagreed: Mapped[int] = mapped_column(Integer, default=0)
+    verified_complaints: Mapped[int] = mapped_column(Integer, default=0)
+    vouched: Mapped[bool] = mapped_column(Boolean, default=False)
+    window_start: Mapped[datetime] = mapped_column(UtcDateTime)
+    window_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class LabelStateRow(Base):
+    """The displayed state of each label last announced on the change feed (so only changes go out)."""
+
+    __tablename__ = "marks_label_states"
+
+    number: Mapped[str] = mapped_column(String(32), primary_key=True)
+    label: Mapped[str] = mapped_column(String(40), primary_key=True)
+    displayed: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class IdentityRow(Base):
+    """A verified enterprise identity on a number (its owner proved it)."""
+
+    __tablename__ = "marks_identities"
+
+    number: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    purpose: Mapped[str] = mapped_column(String(100))
+    owner: Mapped[str] = mapped_column(String(120))
+    proof: Mapped[str] = mapped_column(String(40))
+    verified_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class RecycleRow(Base):
+    """A carrier's report that a number was reassigned (二次放号); marks before ``at`` are void."""
+
+    __tablename__ = "marks_recycles"
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    reported_by: Mapped[str] = mapped_column(String(120))
+    marks_cleared: Mapped[int] = mapped_column(Integer)
+
+
+class ReviewRow(Base):
+    """A review opened because crowd marks would turn a verified enterprise number red."""
+
+    __tablename__ = "marks_reviews"
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), index=True)
+    labels: Mapped[str] = mapped_column(String(400))
+    opened_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    state: Mapped[str] = mapped_column(String(20))
+    outcome: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class HighRiskRow(Base):
+    """A number on the high-risk list (高危号码) and where it stands."""
+
+    __tablename__ = "marks_high_risk"
+
+    number: Mapped[str] = mapped_column(String(32), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    source: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class AppealRow(Base):
+    """A correction request (号码标记纠错) by the number's owner, due within 3 working days."""
+
+    __tablename__ = "marks_appeals"
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), index=True)
+    label: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(String(120))
+    proof: Mapped[str] = mapped_column(String(40))
+    opened_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    due: Mapped[date] = mapped_column(Date)
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    outcome: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    decided_late: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    marks_affected: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -1,0 +1,337 @@
+"""Reads of the marks context: a number's reputation, the high-risk list, appeals and reviews.
+
+Reporter identities never leave this module in anything a caller-ID client sees: ``Reputation`` holds
+counts and confidences only.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from quietline.marks.model import (
+    HighRiskSource,
+    HighRiskState,
+    Label,
+    Mark,
+    ReporterProfile,
+    Reputation,
+    ReputationPolicy,
+    VerifiedIdentity,
+    label_of,
+    reputation,
+)
+from quietline.marks.orm import (
+    AppealRow,
+    HighRiskRow,
+    IdentityRow,
+    LabelStateRow,
+    MarkRow,
+    RecycleRow,
+    ReporterRow,
+    ReviewRow,
+)
+from quietline.marks.settings import get_marks_settings
+from quietline.numbers import parse
+from quietline.platform.errors import NotFound
+
+T = TypeVar("T")
+#: Keep IN lists well below every backend's bound-parameter limit.
+CHUNK = 5000
+
+
+def chunks(values: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def mark_from_row(row: MarkRow) -> Mark:
+    return Mark(row.number, row.reporter, label_of(row.label), row.at, row.device)
+
+
+def profile_from_row(row: ReporterRow) -> ReporterProfile:
+    return ReporterProfile(
+        row.reporter,
+        row.first_seen,
+        agreed=row.agreed,
+        disagreed=row.disagreed,
+        verified_complaints=row.verified_complaints,
+        vouched=row.vouched,
+    )
+
+
+def identity_from_row(row: IdentityRow) -> VerifiedIdentity:
+    return VerifiedIdentity(row.number, row.name, row.purpose, row.owner, row.proof)
+
+
+def load_marks(session: Session, numbers: Collection[str]) -> dict[str, list[Mark]]:
+    """Live marks of each number."""
+    found: dict[str, list[Mark]] = defaultdict(list)
+    for part in chunks(sorted(numbers)):
+        for row in session.scalars(select(MarkRow).where(MarkRow.number.in_(part))):
+            found[row.number].append(mark_from_row(row))
+    return found
+
+
+def load_profiles(session: Session, reporters: Collection[str]) -> dict[str, ReporterProfile]:
+    profiles: dict[str, ReporterProfile] = {}
+    for part in chunks(sorted(reporters)):
+        for row in session.scalars(select(ReporterRow).where(ReporterRow.reporter.in_(part))):
+            profiles[row.reporter] = profile_from_row(row)
+    return profiles
+
+
+def load_identities(session: Session, numbers: Collection[str]) -> dict[str, VerifiedIdentity]:
+    found: dict[str, VerifiedIdentity] = {}
+    for part in chunks(sorted(numbers)):
+        for row in session.scalars(select(IdentityRow).where(IdentityRow.number.in_(part))):
+            found[row.number] = identity_from_row(row)
+    return found
+
+
+def last_recycled(session: Session, numbers: Collection[str]) -> dict[str, datetime]:
+    found: dict[str, datetime] = {}
+    for part in chunks(sorted(numbers)):
+        query = (
+            select(RecycleRow.number, func.max(RecycleRow.at))
+            .where(RecycleRow.number.in_(part))
+            .group_by(RecycleRow.number)
+        )
+        for number, at in session.execute(query):
+            found[number] = at
+    return found
+
+
+def reputations(
+    session: Session,
+    numbers: Collection[str],
+    now: datetime,
+    policy: ReputationPolicy | None = None,
+    *,
+    marks: dict[str, list[Mark]] | None = None,
+) -> dict[str, Reputation]:
+    """Reputation of several (already normalised) numbers in a few queries."""
+    policy = policy or get_marks_settings().policy()
+    marks = load_marks(session, numbers) if marks is None else marks
+    reporters = {m.reporter for ms in marks.values() for m in ms}
+    profiles = load_profiles(session, reporters)
+    identities = load_identities(session, numbers)
+    recycled = last_recycled(session, numbers)
+    return {
+        number: reputation(
+            number,
+            marks.get(number, ()),
+            profiles,
+            now,
+            policy,
+            verified=identities.get(number),
+            recycled_at=recycled.get(number),
+        )
+        for number in numbers
+    }
+
+
+def reputation_of(
+    session: Session, number: str, now: datetime, policy: ReputationPolicy | None = None
+) -> Reputation:
+    """Reputation of one number in any usual spelling (parsed, so "138 0013 8000" works)."""
+    e164 = parse(number, field="number").e164
+    return reputations(session, [e164], now, policy)[e164]
+
+
+@dataclass(frozen=True, slots=True)
+class HighRiskEntry:
+    number: str
+    state: HighRiskState
+    source: HighRiskSource
+    reason: str
+    created_at: datetime
+    updated_at: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "state": self.state.value,
+            "state_zh": self.state.label,
+            "screening": self.state.screening_effect,
+            "source": self.source.value,
+            "source_zh": self.source.label,
+            "reason": self.reason,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+def high_risk_from_row(row: HighRiskRow) -> HighRiskEntry:
+    return HighRiskEntry(
+        row.number,
+        HighRiskState.parse(row.state),
+        HighRiskSource.parse(row.source),
+        row.reason,
+        row.created_at,
+        row.updated_at,
+    )
+
+
+def high_risk(session: Session, number: str) -> HighRiskEntry | None:
+    row = session.get(HighRiskRow, number)
+    return None if row is None else high_risk_from_row(row)
+
+
+def list_high_risk(
+    session: Session, state: HighRiskState | None = None, limit: int = 1000
+) -> list[HighRiskEntry]:
+    query = select(HighRiskRow).order_by(HighRiskRow.updated_at.desc()).limit(limit)
+    if state is not None:
+        query = query.where(HighRiskRow.state == state.value)
+    return [high_risk_from_row(r) for r in session.scalars(query)]
+
+
+@dataclass(frozen=True, slots=True)
+class Appeal:
+    id: int
+    number: str
+    label: Label
+    reason: str
+    owner: str
+    proof: str
+    opened_at: datetime
+    due: date
+    state: str
+    outcome: str | None
+    decided_at: datetime | None
+    decided_late: bool | None
+    marks_affected: int | None
+    note: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "number": self.number,
+            "label": self.label.value,
+            "label_zh": self.label.label,
+            "reason": self.reason,
+            "owner": self.owner,
+            "proof": self.proof,
+            "opened_at": self.opened_at.isoformat(),
+            "due": self.due.isoformat(),
+            "state": self.state,
+            "outcome": self.outcome,
+            "decided_at": self.decided_at.isoformat() if self.decided_at else None,
+            "decided_late": self.decided_late,
+            "marks_affected": self.marks_affected,
+            "note": self.note,
+        }
+
+
+def appeal_from_row(row: AppealRow) -> Appeal:
+    return Appeal(
+        row.id,
+        row.number,
+        label_of(row.label),
+        row.reason,
+        row.owner,
+        row.proof,
+        row.opened_at,
+        row.due,
+        row.state,
+        row.outcome,
+        row.decided_at,
+        row.decided_late,
+        row.marks_affected,
+        row.note,
+    )
+
+
+def get_appeal(session: Session, appeal_id: int) -> Appeal:
+    row = session.get(AppealRow, appeal_id)
+    if row is None:
+        raise NotFound(f"no appeal {appeal_id}", field="appeal")
+    return appeal_from_row(row)
+
+
+def list_appeals(session: Session, state: str | None = None, limit: int = 1000) -> list[Appeal]:
+    query = select(AppealRow).order_by(AppealRow.id).limit(limit)
+    if state is not None:
+        query = query.where(AppealRow.state == state)
+    return [appeal_from_row(r) for r in session.scalars(query)]
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    id: int
+    number: str
+    labels: tuple[Label, ...]
+    opened_at: datetime
+    state: str
+    outcome: str | None
+    closed_at: datetime | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "number": self.number,
+            "labels": [label.value for label in self.labels],
+            "opened_at": self.opened_at.isoformat(),
+            "state": self.state,
+            "outcome": self.outcome,
+            "closed_at": self.closed_at.isoformat() if self.closed_at else None,
+        }
+
+
+def review_from_row(row: ReviewRow) -> Review:
+    labels = tuple(label_of(code) for code in row.labels.split(",") if code)
+    return Review(row.id, row.number, labels, row.opened_at, row.state, row.outcome, row.closed_at)
+
+
+def list_reviews(session: Session, state: str | None = None, limit: int = 1000) -> list[Review]:
+    query = select(ReviewRow).order_by(ReviewRow.id).limit(limit)
+    if state is not None:
+        query = query.where(ReviewRow.state == state)
+    return [review_from_row(r) for r in session.scalars(query)]
+
+
+def open_review(session: Session, number: str) -> Review | None:
+    row = session.scalar(select(ReviewRow).where(ReviewRow.number == number, ReviewRow.state == "open"))
+    return None if row is None else review_from_row(row)
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotEntry:
+    """What the screening snapshot takes from marks for one number (DESIGN.md decision order 5 and 7)."""
+
+    number: str
+    labels: tuple[Label, ...]  # displayed crowd labels (warnings at step 7)
+    high_risk: HighRiskState | None  # verified/acted → system block (step 5); suspected → warning
+
+
+def snapshot(session: Session) -> list[SnapshotEntry]:
+    """Every number with a displayed label or a live high-risk state, for a cold screening start; the
+    ``marks.label`` and ``marks.high_risk`` change-feed topics carry the changes after it."""
+    labels: dict[str, list[Label]] = defaultdict(list)
+    for number, label in session.execute(
+        select(LabelStateRow.number, LabelStateRow.label).where(LabelStateRow.displayed.is_(True))
+    ):
+        labels[number].append(label_of(label))
+    risk = {
+        row.number: HighRiskState.parse(row.state)
+        for row in session.scalars(
+            select(HighRiskRow).where(HighRiskRow.state != HighRiskState.CLEARED.value)
+        )
+    }
+    return [
+        SnapshotEntry(number, tuple(sorted(labels.get(number, ()))), risk.get(number))
+        for number in sorted(set(labels) | set(risk))
+    ]
+
+
+def displayed_numbers(session: Session) -> list[str]:
+    """Numbers with at least one label announced as displayed (the refresh job re-judges them)."""
+    query = select(LabelStateRow.number).where(LabelStateRow.displayed.is_(True)).distinct()
+    return list(session.scalars(query))
