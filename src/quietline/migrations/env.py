@@ -18,6 +18,7 @@ MODEL_MODULES = (
     "quietline.registry.orm",
     "quietline.complaints.orm",
     "quietline.marks.orm",
+    "quietline.screening.orm",
 )
 
 for name in MODEL_MODULES:
