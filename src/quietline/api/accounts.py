@@ -125,6 +125,35 @@ def show_enterprise(
         return queries.get_enterprise(session, uscc).as_dict()
 
 
+class CategoriesUpdate(BaseModel):
+    categories: list[str] = Field(description="The full new set: category codes or Chinese labels.")
+
+
+class Suspension(BaseModel):
+    reason: str = Field(min_length=1, max_length=400, description="Why (kept in the audit log).")
+
+
+@router.put("/enterprises/{uscc}/categories", summary="Replace an enterprise's categories (operator)")
+def set_categories(
+    uscc: str, body: CategoriesUpdate, request: Request, actor: Actor = Depends(require(Role.OPERATOR))
+) -> dict[str, Any]:
+    return actions.update_enterprise_categories(_rt(request), actor, uscc, body.categories).as_dict()
+
+
+@router.post(
+    "/enterprises/{uscc}/suspend", summary="Suspend an enterprise; its API keys stop working (operator)"
+)
+def suspend(
+    uscc: str, body: Suspension, request: Request, actor: Actor = Depends(require(Role.OPERATOR))
+) -> dict[str, Any]:
+    return actions.suspend_enterprise(_rt(request), actor, uscc, reason=body.reason).as_dict()
+
+
+@router.post("/enterprises/{uscc}/reinstate", summary="Lift an enterprise's suspension (operator)")
+def reinstate(uscc: str, request: Request, actor: Actor = Depends(require(Role.OPERATOR))) -> dict[str, Any]:
+    return actions.reinstate_enterprise(_rt(request), actor, uscc).as_dict()
+
+
 @router.post("/keys", status_code=201, summary="Create an API key; the secret is shown once (operator)")
 def create_key(
     body: KeyCreate, request: Request, actor: Actor = Depends(require(Role.OPERATOR))

@@ -140,6 +140,16 @@ def test_enterprises_by_operator_and_seen_only_by_themselves(
     assert [e["uscc"] for e in listed.json()] == [OTHER_USCC]
     missing = api_client.get("/v1/enterprises/911100007109310534", headers=op)
     assert missing.status_code == 404
+    updated = api_client.put(
+        f"/v1/enterprises/{OTHER_USCC}/categories", json={"categories": ["房产中介"]}, headers=op
+    )
+    assert updated.json()["categories"] == ["real_estate"]
+    suspended = api_client.post(f"/v1/enterprises/{OTHER_USCC}/suspend", json={"reason": "处罚"}, headers=op)
+    assert suspended.json()["status"] == "suspended"
+    no_reason = api_client.post(f"/v1/enterprises/{OTHER_USCC}/suspend", json={"reason": ""}, headers=op)
+    assert (no_reason.status_code, no_reason.json()["field"]) == (422, "reason")
+    reinstated = api_client.post(f"/v1/enterprises/{OTHER_USCC}/reinstate", headers=op)
+    assert reinstated.json()["status"] == "active"
 
 
 def test_keys_created_used_and_revoked_over_http(api_client: TestClient, credentials: Any) -> None:
