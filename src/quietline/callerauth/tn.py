@@ -7,31 +7,21 @@ accepted here so that the CLI and API take whatever quietline.numbers accepts.
 
 from __future__ import annotations
 
-import importlib
 import re
-from collections.abc import Callable
-from typing import Any
 
+from quietline.numbers import parse
 from quietline.platform.errors import InvalidInput
 
 _SEPARATORS = re.compile(r"[\s\-.()/]")
 _DIGITS = re.compile(r"[0-9]{1,15}")
 
 
-def _numbers_parse() -> Callable[[str], Any] | None:
-    """``quietline.numbers.parse`` when that package provides it (it knows the Chinese national
-    spellings such as ``138 1234 5678`` or ``010-8888 6666``); looked up at call time."""
-    module = importlib.import_module("quietline.numbers")
-    parse = getattr(module, "parse", None)
-    return parse if callable(parse) else None
-
-
 def canonical_tn(text: str, field: str = "tn") -> str:
     """The PASSporT form of a number: E.164 digits without ``+`` (RFC 8225 §8.3).
 
-    ``+`` or ``00`` international forms and ``tel:`` URIs are reduced to their digits here; other
-    spellings go through quietline.numbers when it is installed, and plain digits are otherwise
-    taken as already canonical.
+    ``+`` or ``00`` international forms and ``tel:`` URIs are reduced to their digits here (any
+    country); every other spelling (``138 0013 8000``, ``010-8888 6666``, ``8613800138000``) goes
+    through quietline.numbers, which knows the Chinese number plan.
     """
     raw = text.strip()
     if raw.lower().startswith("tel:"):
@@ -42,10 +32,7 @@ def canonical_tn(text: str, field: str = "tn") -> str:
     elif compact.startswith("00") and len(compact) > 4:
         digits = compact[2:]
     else:
-        parse = _numbers_parse()
-        if parse is not None:
-            return str(parse(text).digits)
-        digits = compact
+        return parse(text, field).digits
     if not _DIGITS.fullmatch(digits):
         raise InvalidInput(
             f"{text!r} is not a telephone number (digits with country code, at most 15; RFC 8225 §8.3)",

@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
+from rich.table import Table
 
+from quietline.callerauth import actions, model, queries
 from quietline.callerauth import passport as pp
 from quietline.callerauth.ca import (
     CA_CERT,
@@ -27,8 +29,9 @@ from quietline.callerauth.certs import (
     UntrustedCertificate,
     load_certificate_files,
 )
+from quietline.callerauth.tn import canonical_tn
 from quietline.callerauth.verify import Verifier
-from quietline.cli.common import JSON_OPTION, console, emit_json, fail
+from quietline.cli.common import JSON_OPTION, cli_actor, console, emit_json, fail, runtime
 from quietline.platform.clock import SystemClock
 
 app = typer.Typer(
@@ -205,3 +208,130 @@ def ca_list(
     else:
         for row in rows:
             console.print(json.dumps(row, ensure_ascii=False))
+
+
+ledger_app = typer.Typer(help="The caller-number ledger (主叫号码台账).", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
+
+
+@ledger_app.command("add-line")
+def ledger_add_line(
+    *,
+    line: str = typer.Option(..., "--line", help="The line's code (unique)."),
+    enterprise: str = typer.Option(..., "--enterprise", help="The enterprise's unified social credit code."),
+    name: str = typer.Option(..., "--name", help="A name for the line."),
+    kind: str = typer.Option(
+        ..., "--kind", help="service_number, toll_free, voice_private_line, call_centre, sip_trunk."
+    ),
+) -> None:
+    """Register an enterprise line or trunk."""
+    actions.register_line(runtime(), cli_actor(), code=line, enterprise=enterprise, name=name, kind=kind)
+    console.print(f"line {line} registered")
+
+
+@ledger_app.command("add-number")
+def ledger_add_number(
+    *,
+    line: str = typer.Option(..., "--line", help="The line's code."),
+    number: str = typer.Option(..., "--number", help="The caller number it may present."),
+    purpose: str = typer.Option(
+        ..., "--purpose", help="customer_service, notification, consented_follow_up."
+    ),
+    undertaking_ref: str | None = typer.Option(
+        None, "--undertaking-ref", help="承诺书 reference (outbound)."
+    ),
+    undertaking_signed_on: str | None = typer.Option(None, "--undertaking-signed-on", help="YYYY-MM-DD."),
+    undertaking_signatory: str | None = typer.Option(None, "--undertaking-signatory", help="Who signed it."),
+) -> None:
+    """Let a line present a number; inbound-only unless an undertaking (承诺书) is recorded."""
+    undertaking = actions.parse_undertaking(undertaking_ref, undertaking_signed_on, undertaking_signatory)
+    changed = actions.assign_number(
+        runtime(), cli_actor(), line=line, number=number, purpose=purpose, undertaking=undertaking
+    )
+    direction = "outbound" if undertaking else "inbound-only"
+    console.print(f"{number} on {line}: {direction}" + ("" if changed else " (unchanged)"))
+
+
+@ledger_app.command("remove-number")
+def ledger_remove_number(
+    *,
+    line: str = typer.Option(..., "--line", help="The line's code."),
+    number: str = typer.Option(..., "--number", help="The caller number to take off the line."),
+) -> None:
+    """Take a number off a line."""
+    actions.remove_number(runtime(), cli_actor(), line=line, number=number)
+    console.print(f"{number} removed from {line}")
+
+
+@ledger_app.command("list")
+def ledger_list(
+    *,
+    line: str | None = typer.Option(None, "--line", help="Only this line."),
+    enterprise: str | None = typer.Option(None, "--enterprise", help="Only this enterprise (USCC)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """The ledger: line, number, purpose, direction, undertaking."""
+    with runtime().sessions() as session:
+        rows = [r.as_dict() for r in queries.ledger(session, line=line, enterprise=enterprise)]
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table("line", "enterprise", "number", "purpose", "direction", "undertaking")
+    for r in rows:
+        table.add_row(
+            r["line"], r["enterprise"], r["number"], r["purpose"], r["direction"], r["undertaking_ref"]
+        )
+    console.print(table)
+
+
+@ledger_app.command("import")
+def ledger_import(
+    path: Path = typer.Argument(..., help="CSV with the columns of `ledger export`."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Import a ledger CSV (all rows or none; the first bad row is named)."""
+    result = actions.import_csv(runtime(), cli_actor(), _read(path, "FILE"))
+    if as_json:
+        emit_json(result.as_dict())
+    else:
+        console.print(
+            f"{result.rows} rows: {result.lines_changed} lines and {result.numbers_changed} numbers changed"
+        )
+
+
+@ledger_app.command("export")
+def ledger_export(
+    enterprise: str | None = typer.Option(None, "--enterprise", help="Only this enterprise (USCC)."),
+) -> None:
+    """Print the ledger as CSV."""
+    with runtime().sessions() as session:
+        sys.stdout.write(queries.export_csv(session, enterprise=enterprise))
+
+
+@app.command("check")
+def check(
+    *,
+    caller: str = typer.Option(..., "--caller", help="The presented caller number."),
+    callee: str = typer.Option(..., "--callee", help="The called number."),
+    origin: str = typer.Option(
+        ..., "--origin", help="enterprise_line, domestic_interconnect or international_gateway."
+    ),
+    line: str | None = typer.Option(None, "--line", help="The enterprise line the call came from."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Spoofing checks without a token, against the ledger; and the attestation a signer would use."""
+    with runtime().sessions() as session:
+        snapshot = queries.snapshot(session)
+    where = model.Origin.parse(origin, "origin")
+    verdict = model.check_presentation(snapshot, caller=caller, callee=callee, origin=where, line=line)
+    attestation = None
+    if verdict.code != "invalid_caller_id":  # a caller ID that is not a number gets no attestation
+        attestation = model.decide_attestation(snapshot, line, canonical_tn(caller, "caller"))
+    out = verdict.as_dict()
+    if attestation is not None:
+        out["attest"] = attestation.level.value
+        out["attest_reason"] = attestation.reason
+    if as_json:
+        emit_json(out)
+    else:
+        console.print(f"{out['outcome']}: {out['code']} — {out['explanation']}")

@@ -19,6 +19,7 @@ MODEL_MODULES = (
     "quietline.complaints.orm",
     "quietline.marks.orm",
     "quietline.screening.orm",
+    "quietline.callerauth.orm",
 )
 
 for name in MODEL_MODULES:
