@@ -55,6 +55,14 @@ def list_enterprises(
     return rows[offset : offset + limit]
 
 
+def active_enterprise_codes(session: Session) -> set[str]:
+    """Codes of every active enterprise (one column read, for bulk imports checking many rows)."""
+    rows = session.scalars(
+        select(EnterpriseRow.uscc).where(EnterpriseRow.status == EnterpriseStatus.ACTIVE.value)
+    )
+    return set(rows)
+
+
 def api_key_from_row(row: ApiKeyRow) -> ApiKey:
     return ApiKey(
         id=row.id,

@@ -134,3 +134,11 @@ def test_enterprise_keys_need_a_registered_enterprise(any_runtime: Runtime) -> N
         actions.create_api_key(any_runtime, OPERATOR, role="enterprise", subject=USCC[:-1] + "4")
     with pytest.raises(InvalidInput, match="one-time SMS code"):
         actions.create_api_key(any_runtime, OPERATOR, role="subscriber", subject="+8613800138000")
+
+
+def test_active_enterprise_codes(any_runtime: Runtime) -> None:
+    _register(any_runtime)
+    _register(any_runtime, OTHER)
+    actions.suspend_enterprise(any_runtime, OPERATOR, OTHER, reason="处罚")
+    with any_runtime.sessions() as session:
+        assert queries.active_enterprise_codes(session) == {USCC}
