@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from quietline.api import accounts
 from quietline.api import callerauth as callerauth_api
 from quietline.api import complaints as complaints_api
+from quietline.api import marks as marks_api
 
 
 def include_all(app: FastAPI) -> None:
@@ -14,3 +15,4 @@ def include_all(app: FastAPI) -> None:
     accounts.install(app)  # the accounts router and the 401 challenge handler
     app.include_router(complaints_api.router)
     app.include_router(callerauth_api.router)
+    app.include_router(marks_api.router)

@@ -1,0 +1,314 @@
+"""Marks on a real database (SQLite and PostgreSQL): one live mark per reporter, rate limits, the change
+feed, recycling, verified identities and reviews, the high-risk list, and appeals with their deadline."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from quietline.marks import actions, queries
+from quietline.marks.model import Label, RateLimit
+from quietline.marks.orm import ReporterRow
+from quietline.platform import audit, changefeed
+from quietline.platform.actor import Actor
+from quietline.platform.clock import FakeClock
+from quietline.platform.errors import Conflict, InvalidInput, PermissionDenied, RateLimited
+from quietline.platform.runtime import Runtime
+from quietline.platform.sms import RecordingSmsSender
+from quietline.vocabulary import Role
+
+OP = Actor.operator("test")
+CARRIER = Actor(Role.CARRIER, "china_mobile")
+NUMBER = "+8613912345678"
+
+
+def reporter(i: int) -> str:
+    return f"+86138{i:08d}"
+
+
+def mark_n(rt: Runtime, n: int, label: str = "real_estate", number: str = NUMBER, start: int = 0) -> None:
+    for i in range(start, start + n):
+        actions.add_mark(rt, OP, number=number, label=label, reporter=reporter(i))
+
+
+def feed(rt: Runtime, topic: str) -> list[dict[str, object]]:
+    with rt.sessions() as session:
+        return [c.payload for c in changefeed.read_after(session, 0, topics=(topic,))]
+
+
+def test_four_distinct_reporters_display_a_label_and_announce_it(any_runtime: Runtime) -> None:
+    mark_n(any_runtime, 3)
+    with any_runtime.sessions() as session:
+        rep = queries.reputation_of(session, "139 1234 5678", any_runtime.clock.now())
+    assert not rep.displayed
+    assert feed(any_runtime, actions.TOPIC_LABEL) == []
+    added = actions.add_mark(any_runtime, OP, number="13912345678", label="房产中介", reporter=reporter(3))
+    assert [lr.label for lr in added.reputation.displayed] == [Label.REAL_ESTATE]
+    assert feed(any_runtime, actions.TOPIC_LABEL) == [
+        {"number": NUMBER, "label": "real_estate", "displayed": True}
+    ]
+    with any_runtime.sessions() as session:
+        entries = audit.for_subject(session, "number", NUMBER)
+        assert [e.action for e in entries] == ["marks.add"] * 4
+        assert [e.value for e in queries.snapshot(session)[0].labels] == ["real_estate"]
+
+
+def test_a_new_mark_replaces_the_reporters_old_one(any_runtime: Runtime) -> None:
+    first = actions.add_mark(any_runtime, OP, number=NUMBER, label="harassment", reporter=reporter(1))
+    assert first.replaced is None
+    second = actions.add_mark(
+        any_runtime, OP, number=NUMBER, label="delivery_ride_hailing", reporter=reporter(1)
+    )
+    assert second.replaced is Label.HARASSMENT
+    labels = {lr.label: lr.count for lr in second.reputation.labels}
+    assert labels == {Label.DELIVERY_RIDE_HAILING: 1}
+
+
+def test_legitimate_marks_take_a_label_down_again(any_runtime: Runtime) -> None:
+    mark_n(any_runtime, 4, "harassment")
+    mark_n(any_runtime, 4, "legitimate", start=100)
+    with any_runtime.sessions() as session:
+        rep = queries.reputation_of(session, NUMBER, any_runtime.clock.now())
+    assert not rep.is_red
+    assert feed(any_runtime, actions.TOPIC_LABEL)[-1] == {
+        "number": NUMBER,
+        "label": "harassment",
+        "displayed": False,
+    }
+
+
+def test_rate_limit_per_reporter(any_runtime: Runtime, clock: FakeClock) -> None:
+    limit = RateLimit(limit=3)
+    for i in range(3):
+        actions.add_mark(
+            any_runtime,
+            OP,
+            number=f"+8613912340{i:03d}",
+            label="harassment",
+            reporter=reporter(1),
+            rate_limit=limit,
+        )
+    with pytest.raises(RateLimited) as caught:
+        actions.add_mark(
+            any_runtime, OP, number=NUMBER, label="harassment", reporter=reporter(1), rate_limit=limit
+        )
+    assert caught.value.field == "reporter"
+    clock.advance(days=1, seconds=1)
+    actions.add_mark(
+        any_runtime, OP, number=NUMBER, label="harassment", reporter=reporter(1), rate_limit=limit
+    )
+
+
+def test_bad_marks_are_refused_with_the_field(runtime: Runtime) -> None:
+    cases = [
+        ({"number": "110", "label": "harassment", "reporter": reporter(1)}, "number"),
+        ({"number": NUMBER, "label": "nonsense", "reporter": reporter(1)}, "label"),
+        ({"number": NUMBER, "label": "harassment", "reporter": NUMBER}, "number"),
+        ({"number": NUMBER, "label": "harassment", "reporter": "010-12345678"}, "reporter"),
+        ({"number": "139", "label": "harassment", "reporter": reporter(1)}, "number"),
+    ]
+    for kwargs, field in cases:
+        with pytest.raises((InvalidInput, ValueError)) as caught:
+            actions.add_mark(runtime, OP, **kwargs)
+        assert getattr(caught.value, "field", None) == field, kwargs
+    future = runtime.clock.now() + timedelta(days=1)
+    with pytest.raises(InvalidInput) as caught:
+        actions.add_mark(runtime, OP, number=NUMBER, label="harassment", reporter=reporter(1), at=future)
+    assert caught.value.field == "at"
+
+
+def test_a_subscriber_marks_only_as_itself_and_cannot_backdate(runtime: Runtime) -> None:
+    me = Actor(Role.SUBSCRIBER, reporter(1))
+    with pytest.raises(PermissionDenied):
+        actions.add_mark(runtime, me, number=NUMBER, label="harassment", reporter=reporter(2))
+    long_ago = runtime.clock.now() - timedelta(days=30)
+    added = actions.add_mark(
+        runtime, me, number=NUMBER, label="harassment", reporter=reporter(1), at=long_ago
+    )
+    assert added.reputation.labels[0].last_at == runtime.clock.now()
+    with pytest.raises(PermissionDenied):
+        actions.add_mark(runtime, CARRIER, number=NUMBER, label="harassment", reporter=reporter(1))
+
+
+def test_new_app_accounts_in_a_burst_count_once(runtime: Runtime) -> None:
+    for i in range(30):
+        actions.add_mark(
+            runtime,
+            Actor(Role.SUBSCRIBER, reporter(i)),
+            number=NUMBER,
+            label="fraud_suspected",
+            reporter=reporter(i),
+        )
+    with runtime.sessions() as session:
+        rep = queries.reputation_of(session, NUMBER, runtime.clock.now())
+    fraud = rep.label(Label.FRAUD_SUSPECTED)
+    assert fraud is not None
+    assert (fraud.count, fraud.effective, fraud.displayed) == (30, 1, False)
+
+
+def test_recycling_clears_everything_and_old_marks_stay_out(any_runtime: Runtime, clock: FakeClock) -> None:
+    mark_n(any_runtime, 5, "fraud_suspected")
+    assert feed(any_runtime, actions.TOPIC_HIGH_RISK) == [{"number": NUMBER, "state": "suspected"}]
+    before = clock.now()
+    clock.advance(hours=1)
+    done = actions.recycle(any_runtime, CARRIER, "13912345678")
+    assert (done.marks_cleared, done.labels_cleared, done.high_risk_cleared) == (
+        5,
+        ("fraud_suspected",),
+        True,
+    )
+    with any_runtime.sessions() as session:
+        assert queries.reputation_of(session, NUMBER, clock.now()).labels == ()
+        assert queries.snapshot(session) == []
+    assert feed(any_runtime, actions.TOPIC_LABEL)[-1] == {
+        "number": NUMBER,
+        "label": "fraud_suspected",
+        "displayed": False,
+    }
+    with pytest.raises(InvalidInput) as caught:
+        actions.add_mark(any_runtime, OP, number=NUMBER, label="harassment", reporter=reporter(9), at=before)
+    assert caught.value.field == "at"
+    with pytest.raises(PermissionDenied):
+        actions.recycle(any_runtime, Actor(Role.SUBSCRIBER, NUMBER), NUMBER)
+
+
+def test_verified_identity_opens_a_review_instead_of_turning_red(any_runtime: Runtime) -> None:
+    actions.register_identity(
+        any_runtime,
+        OP,
+        number=NUMBER,
+        name="某某银行信用卡中心",
+        purpose="客服",
+        proof="ledger",
+        owner="91350100M000100Y43",
+    )
+    mark_n(any_runtime, 50, "fraud_suspected")
+    with any_runtime.sessions() as session:
+        rep = queries.reputation_of(session, NUMBER, any_runtime.clock.now())
+        reviews = queries.list_reviews(session, "open")
+        assert queries.high_risk(session, NUMBER) is None
+    assert not rep.is_red
+    assert rep.verified is not None
+    assert rep.verified.display == "某某银行信用卡中心 · 客服"
+    assert [(r.number, set(r.labels)) for r in reviews] == [
+        (NUMBER, {Label.FRAUD_SUSPECTED, Label.HARASSMENT})
+    ]
+    assert feed(any_runtime, actions.TOPIC_LABEL) == []
+    closed = actions.close_review(any_runtime, OP, reviews[0].id, "dismissed")
+    assert closed.outcome == "dismissed"
+    with any_runtime.sessions() as session:
+        assert queries.reputation_of(session, NUMBER, any_runtime.clock.now()).labels == ()
+        row = session.get(ReporterRow, reporter(0))
+        assert row is not None
+        assert row.disagreed == 1
+
+
+def test_enterprise_registers_only_for_itself(runtime: Runtime) -> None:
+    ent = Actor(Role.ENTERPRISE, "91350100M000100Y43")
+    actions.register_identity(runtime, ent, number=NUMBER, name="某某公司", purpose="客服", proof="otp")
+    other = Actor(Role.ENTERPRISE, "91110000600037341L")
+    with pytest.raises(Conflict):
+        actions.register_identity(runtime, other, number=NUMBER, name="冒名", purpose="", proof="otp")
+    with pytest.raises(InvalidInput) as caught:
+        actions.register_identity(runtime, ent, number=NUMBER, name="某某公司", purpose="", proof="trust-me")
+    assert caught.value.field == "proof"
+
+
+def test_high_risk_life_cycle_and_credibility_feedback(any_runtime: Runtime) -> None:
+    mark_n(any_runtime, 4, "fraud_suspected")
+    entry = actions.move_high_risk(any_runtime, CARRIER, number=NUMBER, state="verified", reason="核实为诈骗")
+    assert entry.state.value == "verified"
+    with pytest.raises(Conflict):
+        actions.move_high_risk(any_runtime, CARRIER, number=NUMBER, state="suspected")
+    with pytest.raises(PermissionDenied):
+        actions.move_high_risk(any_runtime, Actor(Role.REGULATOR, "miit"), number=NUMBER, state="acted")
+    actions.move_high_risk(any_runtime, CARRIER, number=NUMBER, state="acted", reason="已停机")
+    actions.move_high_risk(any_runtime, CARRIER, number=NUMBER, state="cleared")
+    assert [p["state"] for p in feed(any_runtime, actions.TOPIC_HIGH_RISK)] == [
+        "suspected",
+        "verified",
+        "acted",
+        "cleared",
+    ]
+    with any_runtime.sessions() as session:
+        agreed = session.scalars(select(ReporterRow.agreed).order_by(ReporterRow.reporter)).all()
+    assert agreed == [1, 1, 1, 1]
+    flagged = actions.flag_high_risk(
+        any_runtime, OP, number="13700000001", source="police", reason="公安通报"
+    )
+    assert (flagged.state.value, flagged.source.value) == ("suspected", "police")
+
+
+def test_appeal_due_in_three_working_days_upheld_withdraws_marks(
+    any_runtime: Runtime, clock: FakeClock, sms: RecordingSmsSender
+) -> None:
+    # Friday 2026-09-25 (Beijing): National Day 2026 runs Oct 1–7, so 3 working days end Sep 30.
+    clock.set(datetime(2026, 9, 25, 2, 0, tzinfo=UTC))
+    mark_n(any_runtime, 5, "harassment")
+    owner = Actor(Role.SUBSCRIBER, NUMBER)
+    with pytest.raises(PermissionDenied):
+        actions.open_appeal(
+            any_runtime, Actor(Role.SUBSCRIBER, reporter(1)), number=NUMBER, label="harassment", reason="x"
+        )
+    appeal = actions.open_appeal(
+        any_runtime, owner, number=NUMBER, label="骚扰电话", reason="这是我的私人号码"
+    )
+    assert appeal.due == date(2026, 9, 30)
+    assert appeal.proof == "otp_session"
+    with pytest.raises(Conflict):
+        actions.open_appeal(any_runtime, owner, number=NUMBER, label="harassment", reason="again")
+    clock.advance(days=1)
+    decision = actions.decide_appeal(any_runtime, OP, appeal.id, outcome="upheld", note="号码已核实")
+    assert decision.appeal.outcome == "upheld"
+    assert decision.appeal.decided_late is False
+    assert decision.appeal.marks_affected == 5
+    assert decision.notified
+    assert "纠错成立" in sms.last_to(NUMBER).text
+    with any_runtime.sessions() as session:
+        assert queries.reputation_of(session, NUMBER, clock.now()).labels == ()
+        disagreed = session.scalars(select(ReporterRow.disagreed)).all()
+    assert disagreed == [1] * 5
+    assert feed(any_runtime, actions.TOPIC_LABEL)[-1]["displayed"] is False
+
+
+def test_late_rejected_appeal_is_recorded_late_and_marks_stay(runtime: Runtime, clock: FakeClock) -> None:
+    clock.set(datetime(2026, 3, 2, 2, 0, tzinfo=UTC))  # Monday
+    mark_n(runtime, 4, "loan_finance")
+    appeal = actions.open_appeal(
+        runtime, OP, number=NUMBER, label="loan_finance", reason="not us", proof="carrier_statement"
+    )
+    assert appeal.due == date(2026, 3, 5)
+    clock.set(datetime(2026, 3, 6, 2, 0, tzinfo=UTC))
+    decision = actions.decide_appeal(runtime, OP, appeal.id, outcome="rejected")
+    assert decision.appeal.decided_late is True
+    with runtime.sessions() as session:
+        assert queries.reputation_of(session, NUMBER, clock.now()).is_red
+    with pytest.raises(InvalidInput):
+        actions.open_appeal(
+            runtime, OP, number=NUMBER, label="one_ring", reason="x", proof="carrier_statement"
+        )
+
+
+def test_refresh_takes_down_labels_whose_evidence_decayed(any_runtime: Runtime, clock: FakeClock) -> None:
+    mark_n(any_runtime, 4, "harassment")
+    assert actions.refresh(any_runtime, OP) == 0
+    clock.advance(days=300)
+    assert actions.refresh(any_runtime, OP) == 1
+    assert feed(any_runtime, actions.TOPIC_LABEL)[-1] == {
+        "number": NUMBER,
+        "label": "harassment",
+        "displayed": False,
+    }
+
+
+def test_bulk_ingest_reports_each_rejection(any_runtime: Runtime) -> None:
+    items = [actions.MarkInput(NUMBER, "harassment", reporter(i)) for i in range(6)]
+    items.append(actions.MarkInput("12", "harassment", reporter(50)))
+    items.append(actions.MarkInput(NUMBER, "bogus", reporter(51)))
+    result = actions.ingest(any_runtime, OP, items)
+    assert result.accepted == 6
+    assert [(r.index, r.field) for r in result.rejected] == [(6, "number"), (7, "label")]
+    assert result.reputations[NUMBER].is_red
+    assert result.label_changes == 1
