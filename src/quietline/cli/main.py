@@ -9,6 +9,8 @@ from pydantic import ValidationError
 
 from quietline.cli import audit, callerauth, db, demo, enterprise, keys, marks, numbers, registry, sms
 from quietline.cli import complaints as complaints_cli
+from quietline.cli import screening as screening_cli
+from quietline.cli import traffic as traffic_cli
 from quietline.platform.errors import QuietlineError
 from quietline.vocabulary import VocabularyError
 
@@ -30,6 +32,8 @@ cli.add_typer(keys.app, name="keys")
 cli.add_typer(callerauth.app, name="callerauth")
 cli.add_typer(marks.app, name="marks")
 cli.add_typer(complaints_cli.app, name="complaints")
+cli.add_typer(traffic_cli.app, name="traffic")
+screening_cli.register(cli)
 
 
 @cli.command("serve")

@@ -1,0 +1,184 @@
+"""Batch detection: read call records, compute features on a backend, apply rules and the risk score.
+
+DuckDB (embedded) is the default; PySpark runs the very same Ibis expressions (optional extra
+``quietline[spark]``) for data that outgrows one machine (DESIGN.md "Architecture").
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from quietline.platform.errors import InvalidInput
+from quietline.traffic.features import (
+    caller_features,
+    data_span,
+    normalise_number,
+    prepare,
+    quality,
+    spellings,
+    usable,
+)
+from quietline.traffic.rules import Finding, Thresholds, findings_from_rows, flag
+
+BACKENDS = ("duckdb", "pyspark")
+_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+
+
+@dataclass
+class DetectionResult:
+    findings: list[Finding]
+    rows: int
+    rejected: dict[str, int]
+    features: list[dict[str, Any]] = field(repr=False)
+    timing: dict[str, float]
+    backend: str
+
+    def summary(self) -> dict[str, Any]:
+        by_pattern: dict[str, int] = {}
+        for f in self.findings:
+            by_pattern[f.pattern] = by_pattern.get(f.pattern, 0) + 1
+        return {
+            "backend": self.backend,
+            "rows": self.rows,
+            "rejected_rows": self.rejected,
+            "findings": by_pattern,
+            "timing_seconds": self.timing,
+        }
+
+
+def input_files(path: Path) -> tuple[str, list[Path]]:
+    """The call-record files of INPUT (a file, or a directory of them) and their format."""
+    if not path.exists():
+        raise InvalidInput(f"{path} does not exist", field="input")
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in _SUFFIXES) if path.is_dir() else [path]
+    if not files:
+        raise InvalidInput(f"{path} holds no .parquet or .csv call-record files", field="input")
+    kinds = {_SUFFIXES.get(p.suffix.lower()) for p in files}
+    if None in kinds:
+        raise InvalidInput(f"{files[0]}: call records must be .parquet or .csv", field="input")
+    if len(kinds) > 1:
+        raise InvalidInput(f"{path} mixes CSV and Parquet files; give one kind", field="input")
+    return str(kinds.pop()), files
+
+
+@contextmanager
+def connect(backend: str) -> Iterator[Any]:
+    """An Ibis connection on the chosen backend, closed afterwards."""
+    if backend == "duckdb":
+        con = ibis.duckdb.connect()
+        # Local times are computed from epoch seconds; pin the session zone so casts never shift.
+        con.raw_sql("SET TimeZone = 'UTC'")
+        con.raw_sql("SET enable_progress_bar = false")
+        try:
+            yield con
+        finally:
+            con.disconnect()
+    elif backend == "pyspark":
+        try:
+            from pyspark.sql import SparkSession
+        except ImportError:
+            raise InvalidInput(
+                "the pyspark backend needs the optional extra: pip install 'quietline[spark]'",
+                field="backend",
+            ) from None
+        session = (
+            SparkSession.builder.master("local[2]")
+            .appName("quietline-traffic")
+            .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.sql.shuffle.partitions", "8")
+            .config("spark.ui.enabled", "false")
+            .getOrCreate()
+        )
+        yield ibis.pyspark.connect(session)
+    else:
+        raise InvalidInput(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}", field="backend")
+
+
+def read_calls(con: Any, path: Path) -> ir.Table:
+    kind, files = input_files(path)
+    names = [str(p) for p in files]
+    if kind == "parquet":
+        return con.read_parquet(names if len(names) > 1 else names[0])
+    # CSV: numbers must stay text (a leading 0 or + is part of the spelling).
+    if con.name == "duckdb":
+        types = {"caller": "VARCHAR", "callee": "VARCHAR", "caller_imei": "VARCHAR", "caller_cell": "VARCHAR"}
+        return con.read_csv(names, types=types)
+    return con.read_csv(names, header=True, inferSchema=False)
+
+
+def materialise(con: Any, expr: ir.Table, name: str) -> ir.Table:
+    """Compute the normalised records once; every feature query then reads them (not the files)."""
+    if con.name == "duckdb":
+        return con.create_table(name, expr, temp=True)
+    con.create_view(name, expr, overwrite=True)
+    con._session.catalog.cacheTable(name)
+    return con.table(name)
+
+
+def read_allow_list(path: Path | None) -> frozenset[int]:
+    """Numbers (any spelling) from a CSV with a ``number`` column, normalised like the calls."""
+    if path is None:
+        return frozenset()
+    if not path.is_file():
+        raise InvalidInput(f"{path} is not a file", field="allow_list")
+    con = ibis.duckdb.connect()
+    try:
+        t = con.read_csv(str(path), types={"number": "VARCHAR"})
+        if "number" not in t.columns:
+            raise InvalidInput(f"{path} has no 'number' column", field="allow_list")
+        values = (
+            t.select(n=normalise_number(t.number).cast("int64"))
+            .filter(lambda x: x.n.notnull())
+            .to_pyarrow()
+            .column("n")
+            .to_pylist()
+        )
+    finally:
+        con.disconnect()
+    return frozenset(int(v) for v in values)
+
+
+def detect(
+    path: Path,
+    *,
+    backend: str = "duckdb",
+    thresholds: Thresholds | None = None,
+    allow_list: frozenset[int] = frozenset(),
+    risk_model: Any | None = None,
+) -> DetectionResult:
+    """Run every detector over the call records at ``path``."""
+    th = thresholds or Thresholds()
+    timing: dict[str, float] = {}
+    t0 = time.perf_counter()
+    with connect(backend) as con:
+        raw = read_calls(con, path)
+        numbers = materialise(con, spellings(raw), "quietline_numbers")
+        prepared = materialise(con, prepare(raw, numbers), "quietline_calls")
+        counts = {r["status"]: int(r["rows"]) for r in quality(prepared).to_pyarrow().to_pylist()}
+        calls = usable(prepared)
+        timing["prepare"] = round(time.perf_counter() - t0, 3)
+        t1 = time.perf_counter()
+        span = data_span(calls).to_pyarrow().to_pylist()[0]
+        table = flag(caller_features(calls, th.bombing_window_calls), th).to_pyarrow()
+        timing["features"] = round(time.perf_counter() - t1, 3)
+    rows = table.to_pylist()
+    t2 = time.perf_counter()
+    scores: dict[int, float] = {}
+    if risk_model is not None:
+        scores = risk_model.score_rows(rows)
+        timing["risk_score"] = round(time.perf_counter() - t2, 3)
+    findings = findings_from_rows(
+        rows, th, data_end=span["last_ts"], allow_list=allow_list, risk_scores=scores
+    )
+    timing["total"] = round(time.perf_counter() - t0, 3)
+    total = sum(counts.values())
+    rejected = {k: v for k, v in counts.items() if k != "ok"}
+    return DetectionResult(findings, total, rejected, rows, timing, backend)
