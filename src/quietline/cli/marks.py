@@ -138,6 +138,7 @@ def refresh(as_json: bool = JSON_OPTION) -> None:
 def evaluate(
     seed: int = typer.Option(1, "--seed", help="Random seed of the simulated population."),
     days: int = typer.Option(90, "--days", min=7, max=365, help="Simulated days."),
+    scale: float = typer.Option(1.0, "--scale", min=0.01, max=10.0, help="Multiply every population count."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Run the population simulator and print precision/recall per label, marks needed to flag new
@@ -145,7 +146,7 @@ def evaluate(
     from quietline.marks.simulation import SimulationConfig
     from quietline.marks.simulation import evaluate as run
 
-    report = run(SimulationConfig(seed=seed, days=days))
+    report = run(SimulationConfig(seed=seed, days=days).scaled(scale))
     if as_json:
         emit_json(report)
         return

@@ -25,7 +25,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -78,6 +78,29 @@ class SimulationConfig:
     brigade_sizes: tuple[int, ...] = (5, 10, 20, 50, 100)
     brigade_targets: int = 40  # per size, per kind, verified and unverified each
     policy: ReputationPolicy = field(default_factory=ReputationPolicy)
+
+    def scaled(self, factor: float) -> SimulationConfig:
+        """The same population shape with every count multiplied by ``factor`` (quick runs, tests)."""
+        if not 0 < factor <= 10:
+            raise ValueError("scale must be in (0, 10]")
+
+        def n(value: int) -> int:
+            return max(1, round(value * factor))
+
+        return replace(
+            self,
+            ordinary=n(self.ordinary),
+            businesses=n(self.businesses),
+            riders=n(self.riders),
+            spammers=n(self.spammers),
+            harassers=n(self.harassers),
+            fraudsters=n(self.fraudsters),
+            one_ringers=n(self.one_ringers),
+            recycled=n(self.recycled),
+            reporters=max(100, n(self.reporters)),
+            new_spam_numbers=n(self.new_spam_numbers),
+            brigade_targets=n(self.brigade_targets),
+        )
 
 
 @dataclass
