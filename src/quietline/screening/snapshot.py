@@ -271,7 +271,9 @@ class RegistryState:
     labels: list[tuple[int, str]] = field(default_factory=list)
     #: (number, high-risk state) of every number not cleared (verified/acted block, suspected warns).
     high_risk: list[tuple[int, str]] = field(default_factory=list)
+    #: Every change with ``id <= feed_id`` is reflected, and so is every id in ``feed_seen``.
     feed_id: int = 0
+    feed_seen: set[int] = field(default_factory=set)
 
 
 def _mark_sets(labels: Mapping[int, frozenset[str]], risk: Mapping[int, str]) -> tuple[set[int], set[int]]:
@@ -305,6 +307,7 @@ class Snapshot:
         *,
         policy: ConsentPolicy = ConsentPolicy.STRICT,
         feed_id: int = 0,
+        feed_seen: Iterable[int] = (),
         refusals: Mapping[tuple[str, str], NumberSet] | None = None,
         consents: Mapping[tuple[str, str, str], NumberSet] | None = None,
         personal: Mapping[int, PersonalLists] | None = None,
@@ -317,7 +320,11 @@ class Snapshot:
     ) -> None:
         self.policy = policy
         self.strict = policy is ConsentPolicy.STRICT
-        self.feed_id = feed_id
+        # The change-feed cursor: every id <= ``feed_low`` is applied, and so is every id in ``feed_seen``
+        # (PostgreSQL sequence ids can commit out of order, so later ids may arrive before earlier ones).
+        self.feed_low = feed_id
+        self.feed_seen: set[int] = {i for i in feed_seen if i > feed_id}
+        self._advance()
         self.refusals: dict[tuple[str, str], LiveSet] = {
             (scope, ch): LiveSet((refusals or {}).get((scope, ch))) for scope in SCOPES for ch in CHANNELS
         }
@@ -488,7 +495,41 @@ class Snapshot:
                 self._apply_high_risk(e164_int(payload["number"]), str(payload["state"]))
         except KeyError as exc:
             raise SnapshotError(f"change {change_id} ({topic}) lacks {exc}") from None
-        self.feed_id = max(self.feed_id, change_id)
+        self.feed_seen.add(change_id)
+        self._advance()
+
+    # --- the change-feed cursor -------------------------------------------------------------------
+
+    @property
+    def feed_id(self) -> int:
+        """The newest change id reflected (``feed_low`` when nothing above it has arrived)."""
+        return max(self.feed_seen, default=self.feed_low)
+
+    def has_applied(self, change_id: int) -> bool:
+        return change_id <= self.feed_low or change_id in self.feed_seen
+
+    def mark_applied(self, change_id: int) -> None:
+        """Record a change that carries nothing for screening (another topic) as consumed."""
+        self.feed_seen.add(change_id)
+        self._advance()
+
+    def gaps(self) -> list[int]:
+        """Ids below the newest applied one that have not arrived (in flight, or rolled back)."""
+        if not self.feed_seen:
+            return []
+        return [i for i in range(self.feed_low + 1, max(self.feed_seen)) if i not in self.feed_seen]
+
+    def skip_to(self, change_id: int) -> None:
+        """Give up waiting for ids up to ``change_id`` (a rolled-back transaction leaves a permanent gap)."""
+        if change_id > self.feed_low:
+            self.feed_low = change_id
+            self.feed_seen = {i for i in self.feed_seen if i > change_id}
+            self._advance()
+
+    def _advance(self) -> None:
+        while self.feed_low + 1 in self.feed_seen:
+            self.feed_low += 1
+            self.feed_seen.discard(self.feed_low)
 
     @staticmethod
     def _set(target: LiveSet, number: int, active: bool) -> None:
@@ -582,6 +623,16 @@ class Snapshot:
         if (owner in self.personal) != (current is not _NO_LISTS):
             self._owners = None
 
+    def overtaken_consents(self, enterprise: str, category: str, channel: str) -> IntArray:
+        """Numbers whose open consent for ``enterprise`` was overtaken by a later refusal (for washes)."""
+        key = (enterprise, category, channel)
+        found = [
+            n
+            for n, tracked in self.ledger.items()
+            if key in tracked.consents and not tracked.effective(category, channel, tracked.consents[key])
+        ]
+        return np.array(sorted(found), dtype=np.int64)
+
     # --- compiling, comparing, saving ------------------------------------------------------------
 
     @classmethod
@@ -620,6 +671,7 @@ class Snapshot:
         return cls(
             policy=policy,
             feed_id=state.feed_id,
+            feed_seen=state.feed_seen,
             refusals={key: NumberSet.from_array(_array(v)) for key, v in state.refusals.items()},
             consents={key: NumberSet.from_iterable(v) for key, v in consent_members.items()},
             personal={k: v for k, v in personal.items() if not v.empty},
@@ -642,7 +694,8 @@ class Snapshot:
         """A new snapshot with every overlay folded into its compact sets (periodic maintenance)."""
         return Snapshot(
             policy=self.policy,
-            feed_id=self.feed_id,
+            feed_id=self.feed_low,
+            feed_seen=set(self.feed_seen),
             refusals={k: v.compacted() for k, v in self.refusals.items() if len(v)},
             consents={k: v.compacted() for k, v in self.consents.items() if len(v)},
             personal=dict(self.personal),
@@ -712,7 +765,8 @@ class Snapshot:
             arrays.update(live.compacted().to_arrays(name))
         meta = {
             "format": FORMAT_VERSION,
-            "feed_id": self.feed_id,
+            "feed_id": self.feed_low,
+            "feed_seen": sorted(self.feed_seen),
             "policy": self.policy.value,
             "names": names,
             "never_block": sorted(self.never_block),
@@ -766,6 +820,7 @@ class Snapshot:
         return cls(
             policy=policy or ConsentPolicy(meta["policy"]),
             feed_id=int(meta["feed_id"]),
+            feed_seen=meta["feed_seen"],
             refusals=refusals,
             consents=consents,
             personal=personal,
