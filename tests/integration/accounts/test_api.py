@@ -236,3 +236,10 @@ def test_sign_in_over_a_real_http_server_on_both_databases(
         anonymous = client.get("/v1/me")
         assert anonymous.status_code == 401
         assert anonymous.headers["www-authenticate"] == 'Bearer realm="quietline"'
+
+
+def test_openapi_documents_who_may_call_each_accounts_route(api_client: TestClient) -> None:
+    paths = api_client.get("/openapi.json").json()["paths"]
+    assert paths["/v1/auth/otp"]["post"]["summary"].endswith("(anyone)")
+    assert paths["/v1/keys"]["post"]["summary"].endswith("(operator)")
+    assert "that enterprise itself" in paths["/v1/enterprises/{uscc}"]["get"]["summary"]
