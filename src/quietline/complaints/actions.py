@@ -48,6 +48,7 @@ from quietline.complaints.orm import (
     WebhookEndpointRow,
     WorkdayOverrideRow,
     WorkdayYearRow,
+    lock_for_write,
 )
 from quietline.complaints.routing import NumbersResolver, Resolver
 from quietline.platform import audit, changefeed
@@ -231,6 +232,7 @@ def file_report(
         raise InvalidInput(f"unknown source {filing.source!r}", field="source")
     resolver = resolver or NumbersResolver()
     with rt.sessions.begin() as session:
+        lock_for_write(session)
         reporter = resolver.facts(session, filing.reporter, "reporter")
         if reporter.type not in REPORTER_TYPES:
             raise InvalidInput(
@@ -362,6 +364,7 @@ def reject(rt: Runtime, actor: Actor, case_id: int, reason: str) -> queries.Case
         raise InvalidInput("say why the report is rejected", field="reason")
     now = rt.clock.now()
     with rt.sessions.begin() as session:
+        lock_for_write(session)
         row = queries.get_row(session, case_id)
         cal = queries.load_calendar(session)
         _step(session, actor, row, Event.REJECT, now=now, calendar=cal, rejection_reason=reason.strip())
@@ -377,6 +380,7 @@ def forward(
     carrier_code = Carrier.parse(carrier, "carrier").value
     now = rt.clock.now()
     with rt.sessions.begin() as session:
+        lock_for_write(session)
         row = queries.get_row(session, case_id)
         cal = queries.load_calendar(session)
         row.responsible_carrier = carrier_code
@@ -408,6 +412,7 @@ def respond(
     chosen, text = parse_measure(outcome, action, measure)
     now = rt.clock.now()
     with rt.sessions.begin() as session:
+        lock_for_write(session)
         row = queries.get_row(session, case_id)
         _may_act_for(actor, row)
         cal = queries.load_calendar(session)
@@ -448,6 +453,7 @@ def answer(rt: Runtime, actor: Actor, case_id: int, text: str | None = None) -> 
         raise PermissionDenied("the complaint centre answers the reporter", field="id")
     now = rt.clock.now()
     with rt.sessions.begin() as session:
+        lock_for_write(session)
         row = queries.get_row(session, case_id)
         cal = queries.load_calendar(session)
         body = (text or "").strip() or _answer_text(row)
@@ -462,6 +468,7 @@ def answer(rt: Runtime, actor: Actor, case_id: int, text: str | None = None) -> 
     except Exception as exc:  # any gateway failure is recorded on the case and shown
         status = f"sms_failed: {exc}"[:200]
     with rt.sessions.begin() as session:
+        lock_for_write(session)
         row = queries.get_row(session, case_id)
         row.notify_status = status
         return queries.view(session, row)
@@ -470,6 +477,7 @@ def answer(rt: Runtime, actor: Actor, case_id: int, text: str | None = None) -> 
 def close(rt: Runtime, actor: Actor, case_id: int) -> queries.CaseView:
     now = rt.clock.now()
     with rt.sessions.begin() as session:
+        lock_for_write(session)
         row = queries.get_row(session, case_id)
         if actor.role is Role.SUBSCRIBER and actor.subject != row.reporter:
             raise PermissionDenied("not your complaint", field="id")
@@ -486,6 +494,7 @@ def close_expired(rt: Runtime, window: timedelta = DEFAULT_APPEAL_WINDOW) -> lis
     actor = Actor.system("complaints-close")
     closed: list[int] = []
     with rt.sessions.begin() as session:
+        lock_for_write(session)
         cal = queries.load_calendar(session)
         rows = session.scalars(
             select(CaseRow).where(
@@ -507,6 +516,7 @@ def appeal(
         raise InvalidInput("say what is wrong with the answer", field="text")
     now = rt.clock.now()
     with rt.sessions.begin() as session:
+        lock_for_write(session)
         row = queries.get_row(session, case_id)
         if actor.role is Role.SUBSCRIBER and actor.subject != row.reporter:
             raise PermissionDenied("only the reporter appeals", field="id")
@@ -566,6 +576,7 @@ def scan(rt: Runtime) -> list[Flagged]:
     actor = Actor.system("complaints-scan")
     flagged: list[Flagged] = []
     with rt.sessions.begin() as session:
+        lock_for_write(session)
         cal = queries.load_calendar(session)
         seen = {
             (a.case_id, a.cycle, a.stage, a.kind)
@@ -642,6 +653,7 @@ def set_workday(rt: Runtime, actor: Actor, day: date, *, working: bool, note: st
         raise InvalidInput("cite the State Council notice the day comes from", field="note")
     now = rt.clock.now()
     with rt.sessions.begin() as session:
+        lock_for_write(session)
         row = session.get(WorkdayOverrideRow, day)
         before = None if row is None else {"working": row.working, "note": row.note}
         if row is None:
@@ -673,6 +685,7 @@ def declare_year(rt: Runtime, actor: Actor, year: int, *, source: str) -> None:
         raise InvalidInput("cite the State Council notice for the year", field="source")
     now = rt.clock.now()
     with rt.sessions.begin() as session:
+        lock_for_write(session)
         if session.get(WorkdayYearRow, year) is not None:
             raise Conflict(f"{year} is already declared", field="year")
         session.add(WorkdayYearRow(year=year, source=source.strip()[:200], declared_at=now))
@@ -715,6 +728,7 @@ def register_endpoint(
         raise InvalidInput("at least 16 characters", field="secret")
     now = rt.clock.now()
     with rt.sessions.begin() as session:
+        lock_for_write(session)
         row = WebhookEndpointRow(
             party_kind=party_kind, party_id=party_id, url=url, secret=secret, active=True, created_at=now
         )

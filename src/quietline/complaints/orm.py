@@ -17,8 +17,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from quietline.platform.db import Base, UtcDateTime
 
@@ -163,3 +164,18 @@ class WebhookDeliveryRow(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+
+def lock_for_write(session: Session) -> None:
+    """Take SQLite's write lock at the start of a write transaction (``BEGIN IMMEDIATE`` in effect).
+
+    A deferred SQLite transaction that reads and then writes cannot wait for a concurrent writer: in
+    WAL mode its read snapshot is stale once the other commits, so the upgrade fails at once with
+    "database is locked" instead of honouring ``busy_timeout`` (https://sqlite.org/wal.html,
+    "Sometimes Queries Return SQLITE_BUSY In WAL Mode"; https://sqlite.org/lang_transaction.html). A
+    write statement issued before any read takes the lock through the busy handler, so concurrent
+    writers queue instead of failing. A no-op UPDATE is such a statement. PostgreSQL needs nothing:
+    row locks and MVCC let writers proceed concurrently.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("UPDATE complaint_case SET id = id WHERE 0"))
