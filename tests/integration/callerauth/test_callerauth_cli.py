@@ -1,0 +1,226 @@
+"""The callerauth commands as a user runs them: real processes, the exact contract, exit codes."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jwt
+import pytest
+from cryptography import x509
+
+from quietline.accounts.model import uscc_check_character
+
+CLI = str(Path(sys.executable).parent / "quietline")
+X5U = "https://cert.example.cn:8443/sp.pem"
+USCC = "91110000100000000" + uscc_check_character("91110000100000000")
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class InProcess:
+    """Runs ``quietline callerauth …`` through the console entry point (``cli.main.app``, which
+    turns user errors into exit 2 and one line) inside the test process: a fresh interpreter costs
+    seconds per command on a loaded machine. One test below also runs a real process."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+        self.capsys = capsys
+        self.monkeypatch = monkeypatch
+
+    def __call__(self, *args: str) -> Result:
+        from quietline.cli import main
+
+        self.capsys.readouterr()
+        self.monkeypatch.setattr(sys, "argv", ["quietline", "callerauth", *args])
+        try:
+            main.app()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out, err = self.capsys.readouterr()
+        return Result(code, out, err)
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> InProcess:
+    return InProcess(capsys, monkeypatch)
+
+
+@pytest.fixture
+def pki(tmp_path: Path, run: InProcess) -> Path:
+    d = tmp_path / "pki"
+    assert run("ca", "init", "--dir", str(d / "ca")).returncode == 0
+    issued = run(
+        "ca", "issue", "--dir", str(d / "ca"), "--spc", "1234", "--tn-range", "8613800138000", "100",
+        "--tn-range", "861088886600", "10", "--out", str(d / "sp.pem"), "--json",
+    )  # fmt: skip
+    assert issued.returncode == 0, issued.stderr
+    return d
+
+
+def test_ca_writes_private_keys_0600_and_tnauthlist(run: InProcess, pki: Path) -> None:
+    for key in (pki / "ca" / "ca.key", pki / "sp.key"):
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    chain = x509.load_pem_x509_certificates((pki / "sp.pem").read_bytes())
+    assert len(chain) == 2  # leaf and CA, as x5u serves them
+    from quietline.callerauth import tnauth
+
+    authority = tnauth.from_certificate(chain[0])
+    assert authority is not None
+    assert authority.spcs == ("1234",)
+    assert authority.covers("8613800138099")
+    assert not authority.covers("8613800138100")
+
+
+def test_sign_then_verify_contract(run: InProcess, pki: Path, tmp_path: Path) -> None:
+    iat = int(time.time())
+    signed = run(
+        "sign", "--orig", "+86 138 0013 8000", "--dest", "13912345678", "--attest", "B",
+        "--key", str(pki / "sp.key"), "--x5u", X5U, "--iat", str(iat),
+    )  # fmt: skip
+    assert signed.returncode == 0, signed.stderr
+    token = signed.stdout.strip()
+    assert token.count(".") == 2
+    cert = x509.load_pem_x509_certificates((pki / "sp.pem").read_bytes())[0]
+    claims = jwt.decode(token, cert.public_key(), algorithms=["ES256"], options={"verify_iat": False})
+    assert claims["orig"] == {"tn": "8613800138000"}
+    assert claims["dest"] == {"tn": ["8613912345678"]}
+    assert claims["iat"] == iat
+
+    (tmp_path / "t.jws").write_text(token + "\n")
+    common = ["--cert", str(pki / "sp.pem"), "--trust", str(pki / "ca" / "ca.pem"), "--json"]
+    ok = run("verify", "--passport", str(tmp_path / "t.jws"), "--orig", "8613800138000",
+             "--dest", "8613912345678", "--now", str(iat + 5), *common)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    verdict = json.loads(ok.stdout)
+    assert verdict["valid"] is True
+    assert verdict["verstat"] == "TN-Validation-Passed"
+    assert verdict["attest"] == "B"
+    assert verdict["orig"] == "8613800138000"
+    assert verdict["dest"] == ["8613912345678"]
+    assert "reason_code" not in verdict
+
+    stale = json.loads(
+        run("verify", "--passport", str(tmp_path / "t.jws"), "--now", str(iat + 61), *common).stdout
+    )
+    assert (stale["valid"], stale["reason_code"]) == (False, 403)
+    wrong_dest = run("verify", "--passport", str(tmp_path / "t.jws"), "--dest", "8613912345670",
+                     "--now", str(iat), *common)  # fmt: skip
+    assert json.loads(wrong_dest.stdout)["reason_code"] == 438
+
+    header = run(
+        "sign", "--orig", "8613800138001", "--dest", "8613912345678", "--attest", "A",
+        "--key", str(pki / "sp.key"), "--x5u", X5U, "--iat", str(iat), "--identity-header",
+    ).stdout.strip()  # fmt: skip
+    assert header.endswith(f";info=<{X5U}>;alg=ES256;ppt=shaken")
+    (tmp_path / "h.txt").write_text(f"Identity: {header}\r\n")
+    via_header = json.loads(
+        run("verify", "--identity-header", str(tmp_path / "h.txt"), "--now", str(iat), *common).stdout
+    )
+    assert via_header["valid"] is True
+    assert via_header["attest"] == "A"
+
+
+def test_revoked_certificate_fails_437_via_crl(run: InProcess, tmp_path: Path) -> None:
+    ca = tmp_path / "ca"
+    assert run("ca", "init", "--dir", str(ca)).returncode == 0
+    issued = json.loads(
+        run("ca", "issue", "--dir", str(ca), "--spc", "9", "--out", str(tmp_path / "sp.pem"), "--json").stdout
+    )
+    iat = int(time.time())
+    token = run("sign", "--orig", "8613800138000", "--dest", "8613912345678", "--attest", "A",
+                "--key", issued["key"], "--x5u", X5U, "--iat", str(iat)).stdout  # fmt: skip
+    (tmp_path / "t.jws").write_text(token)
+    args = ["verify", "--passport", str(tmp_path / "t.jws"), "--cert", issued["cert"], "--trust",
+            str(ca / "ca.pem"), "--crl", str(ca / "crl.pem"), "--now", str(iat), "--json"]  # fmt: skip
+    assert json.loads(run(*args).stdout)["valid"] is True
+    assert run("ca", "revoke", "--dir", str(ca), "--serial", str(issued["serial"])).returncode == 0
+    after = json.loads(run(*args).stdout)
+    assert (after["valid"], after["reason_code"]) == (False, 437)
+    listed = json.loads(run("ca", "list", "--dir", str(ca), "--json").stdout)
+    assert listed[0]["revoked_at"] is not None
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["sign", "--orig", "+86abc", "--dest", "1", "--attest", "A", "--key", "/nonexistent", "--x5u", X5U],
+        ["verify", "--cert", "/nonexistent", "--json"],
+        ["ca", "issue", "--dir", "/nonexistent", "--spc", "1", "--out", "/tmp/x.pem"],
+        ["ca", "issue", "--dir", "/nonexistent", "--tn-range", "123", "--out", "/tmp/x.pem"],
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(run: InProcess, args: list[str]) -> None:
+    result = run(*args)
+    assert result.returncode == 2, result
+    assert result.stderr.startswith("error: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_attest_must_be_a_b_or_c(run: InProcess, pki: Path) -> None:
+    result = run("sign", "--orig", "8613800138000", "--dest", "8613912345678", "--attest", "D",
+                 "--key", str(pki / "sp.key"), "--x5u", X5U)  # fmt: skip
+    assert result.returncode == 2
+    assert "attest" in result.stderr
+
+
+def test_ledger_commands(
+    run: InProcess, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from quietline.cli import common
+    from quietline.platform.settings import get_settings
+
+    monkeypatch.setenv("QUIETLINE_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("QUIETLINE_SECRET_KEY", "cli-test")
+    monkeypatch.setenv("QUIETLINE_ENV", "test")
+    get_settings.cache_clear()
+    common.runtime.cache_clear()
+    try:
+        _ledger_commands(run, tmp_path)
+    finally:
+        common.runtime().close()
+        common.runtime.cache_clear()
+        get_settings.cache_clear()
+
+
+def _ledger_commands(run: InProcess, tmp_path: Path) -> None:
+    assert run("ledger", "add-line", "--line", "L1", "--enterprise", USCC, "--name", "专线",
+               "--kind", "voice_private_line").returncode == 0  # fmt: skip
+    added = run("ledger", "add-number", "--line", "L1", "--number", "01088886666", "--purpose", "通知提醒",
+                "--undertaking-ref", "CN-1", "--undertaking-signed-on", "2026-11-01",
+                "--undertaking-signatory", "张三")  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    export = run("ledger", "export")
+    assert "861088886666" in export.stdout
+    (tmp_path / "l.csv").write_text(export.stdout.replace("L1", "L2"))
+    imported = json.loads(run("ledger", "import", str(tmp_path / "l.csv"), "--json").stdout)
+    assert imported["numbers_changed"] == 1
+    check = json.loads(run("check", "--caller", "01088886666", "--callee", "13912345678",
+                           "--origin", "enterprise_line", "--line", "L2", "--json").stdout)  # fmt: skip
+    assert (check["outcome"], check["attest"]) == ("allow", "A")
+    bad = run("ledger", "add-number", "--line", "L1", "--number", "01088886667", "--purpose", "marketing")
+    assert bad.returncode == 2
+    assert "purpose" in bad.stderr
+
+
+def test_real_process_keeps_the_contract(tmp_path: Path) -> None:
+    """One real process: the console script, its exit code and its one-line error."""
+    result = subprocess.run(
+        [CLI, "callerauth", "sign", "--orig", "+86abc", "--dest", "1", "--attest", "A",
+         "--key", str(tmp_path / "none.pem"), "--x5u", X5U],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ")
+    assert len(result.stderr.strip().splitlines()) == 1
