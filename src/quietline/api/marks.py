@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -171,14 +172,16 @@ async def reputation(
     request: Request,
     response: Response,
     number: str = Path(description="Any spelling: 13800138000, +8613800138000, 010-12345678 …"),
-) -> dict[str, Any]:
+) -> dict[str, Any] | JSONResponse:
     """Labels with count, confidence, whether each is displayed and why, and the verified name. The
     answer may be up to ``QUIETLINE_MARKS_API_CACHE_SECONDS`` old; reporter identities are never shown."""
     state = api_state(request)
     wait = state.limiter.hit(client_id(request))
     if wait is not None:
-        response.headers["Retry-After"] = str(int(wait) + 1)
-        raise RateLimited(f"too many look-ups; retry in {int(wait) + 1} s", field="client")
+        seconds = int(wait) + 1
+        refused = RateLimited(f"too many look-ups; retry in {seconds} s", field="client")
+        # RFC 6585 §4: 429 Too Many Requests, with Retry-After saying how long to wait.
+        return JSONResponse(status_code=429, content=refused.as_dict(), headers={"Retry-After": str(seconds)})
     e164 = parse(number, field="number").e164
     cached = state.cache.get(e164)
     if cached is not None:
