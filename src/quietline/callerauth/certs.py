@@ -9,6 +9,8 @@ a fetch keeps every certificate the URL serves, in order, and the cache keeps th
 from __future__ import annotations
 
 import re
+import ssl
+import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -125,7 +127,7 @@ class HttpsCertificateFetcher:
     default_ttl: timedelta = timedelta(minutes=5)
     max_entries: int = 10_000
     allow_http: bool = False
-    verify_tls: bool | str = True
+    verify_tls: bool | ssl.SSLContext = True
     client: httpx.Client | None = None
     _cache: dict[str, Fetched] = field(default_factory=dict, repr=False)
 
@@ -151,10 +153,15 @@ class HttpsCertificateFetcher:
                 if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
                     raise CertificateFetchError(f"x5u {url} serves more than {self.max_bytes} bytes")
                 body = bytearray()
+                # httpx's timeout bounds each read; this bounds the whole transfer, so a server
+                # dripping bytes cannot hold a call (monotonic time measures I/O, not the call).
+                deadline = time.monotonic() + self.timeout_seconds
                 for chunk in response.iter_bytes():
                     body.extend(chunk)
                     if len(body) > self.max_bytes:
                         raise CertificateFetchError(f"x5u {url} serves more than {self.max_bytes} bytes")
+                    if time.monotonic() > deadline:
+                        raise CertificateFetchError(f"x5u {url} took longer than {self.timeout_seconds} s")
                 lifetime = cache_lifetime(response.headers.get("cache-control"), self.default_ttl)
         except httpx.HTTPError as exc:
             raise CertificateFetchError(f"x5u {url} could not be fetched: {type(exc).__name__}") from exc

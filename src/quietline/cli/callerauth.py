@@ -4,6 +4,7 @@ caller-number ledger. Thin: parsing and printing only; the rules live in quietli
 from __future__ import annotations
 
 import json
+import ssl
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +24,9 @@ from quietline.callerauth.ca import (
     write_private,
 )
 from quietline.callerauth.certs import (
+    CertificateFetcher,
     CertificateFetchError,
+    HttpsCertificateFetcher,
     LocalCertificateStore,
     TrustStore,
     UntrustedCertificate,
@@ -88,27 +91,41 @@ def verify(
     header_file: Path | None = typer.Option(
         None, "--identity-header", help="File holding an Identity header value."
     ),
-    cert: Path = typer.Option(..., "--cert", help="The signer's certificate (PEM, leaf first)."),
+    cert: Path | None = typer.Option(
+        None, "--cert", help="The signer's certificate (PEM, leaf first) instead of fetching x5u."
+    ),
     trust: list[Path] = typer.Option([], "--trust", help="Trusted CA certificate(s); repeatable."),
     crl: list[Path] = typer.Option([], "--crl", help="Revocation list(s) to consult; repeatable."),
     orig: str | None = typer.Option(None, "--orig", help="The call's calling number."),
     dest: str | None = typer.Option(None, "--dest", help="The call's called number."),
     now: int | None = typer.Option(None, "--now", help="Verification time (epoch seconds); default now."),
+    tls_ca: Path | None = typer.Option(
+        None, "--tls-ca", help="CA bundle for the HTTPS fetch of x5u (default: the system's)."
+    ),
+    timeout: float = typer.Option(2.0, "--timeout", help="Seconds allowed for fetching x5u."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Verify a PASSporT or Identity header; --cert supplies the certificate instead of fetching x5u.
+    """Verify a PASSporT or Identity header; --cert supplies the certificate, otherwise x5u is
+    fetched over HTTPS (short timeout, size limit) and judged against --trust.
 
     Exit 0 whenever verification ran (the verdict is in the output), 2 on unusable input."""
     if (passport_file is None) == (header_file is None):
         fail("give exactly one of --passport or --identity-header")
+    fetcher: CertificateFetcher
     try:
-        chain = load_certificate_files([cert])
-        store = LocalCertificateStore()
-        store.serve_for_any_url(chain)
+        if cert is not None:
+            store = LocalCertificateStore()
+            store.serve_for_any_url(load_certificate_files([cert]))
+            fetcher = store
+        else:
+            if not trust:
+                fail("without --cert, x5u is fetched and --trust is required to judge it")
+            tls = ssl.create_default_context(cafile=str(tls_ca)) if tls_ca is not None else True
+            fetcher = HttpsCertificateFetcher(timeout_seconds=timeout, verify_tls=tls)
         trust_store = TrustStore.from_files(trust, crl) if trust else None
     except (OSError, CertificateFetchError, UntrustedCertificate) as exc:
         fail(f"certificates: {exc}")
-    verifier = Verifier(store, trust_store)
+    verifier = Verifier(fetcher, trust_store)
     when = _now(now)
     if header_file is not None:
         verdict = verifier.verify_identity(
