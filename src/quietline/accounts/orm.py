@@ -61,6 +61,7 @@ class OtpSendRow(Base):
     __table_args__ = (
         Index("ix_otp_sends_number_at", "number", "at"),
         Index("ix_otp_sends_client_at", "client", "at"),
+        Index("ix_otp_sends_at", "at"),  # pruning of records older than a day
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
