@@ -8,6 +8,7 @@ from quietline.api import accounts
 from quietline.api import callerauth as callerauth_api
 from quietline.api import complaints as complaints_api
 from quietline.api import marks as marks_api
+from quietline.api import screening as screening_api
 
 
 def include_all(app: FastAPI) -> None:
@@ -16,3 +17,4 @@ def include_all(app: FastAPI) -> None:
     app.include_router(complaints_api.router)
     app.include_router(callerauth_api.router)
     app.include_router(marks_api.router)
+    screening_api.install(app)  # the screening router and the engine's shutdown

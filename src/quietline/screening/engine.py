@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import threading
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from quietline.numbers import PhoneNumber
+from quietline.platform import changefeed
 from quietline.platform.runtime import Runtime
 from quietline.screening import actions, source
 from quietline.screening.feed import FeedFollower
@@ -32,8 +34,14 @@ from quietline.screening.snapshot import TOPICS, LiveSet, Snapshot, SnapshotErro
 log = logging.getLogger(__name__)
 
 
+def database_id(rt: Runtime) -> str:
+    """A short stable name of the database (a snapshot is only ever used with the one it came from)."""
+    url = rt.engine.url.render_as_string(hide_password=True)
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
 def default_snapshot_path(rt: Runtime) -> Path:
-    return rt.settings.data_dir / "screening" / "snapshot.npz"
+    return rt.settings.data_dir / "screening" / f"snapshot-{database_id(rt)}.npz"
 
 
 def request_for(
@@ -110,6 +118,11 @@ class ScreeningEngine:
             try:
                 snap = Snapshot.load(self.snapshot_path, policy=self.rt.settings.consent_policy)
                 how = "loaded"
+                if not self._matches_database(snap):
+                    log.warning(
+                        "screening snapshot %s is from another database state; rebuilding", self.snapshot_path
+                    )
+                    snap, how = None, "rebuilt"
             except (SnapshotError, OSError, ValueError, KeyError) as exc:
                 log.warning("screening snapshot %s unusable (%s); rebuilding", self.snapshot_path, exc)
         if snap is None:
@@ -118,6 +131,19 @@ class ScreeningEngine:
         with self._lock:
             self._snapshot = snap
         return how
+
+    def _origin(self, feed_low: int) -> dict[str, str]:
+        """The database and the time of the change at the snapshot's low-water mark: a recreated
+        database (whose ids start again) cannot be mistaken for the one the snapshot came from."""
+        at = ""
+        if feed_low > 0:
+            with self.rt.sessions() as session:
+                rows = changefeed.read_after(session, feed_low - 1, limit=1)
+            at = rows[0].at.isoformat() if rows and rows[0].id == feed_low else "missing"
+        return {"database": database_id(self.rt), "feed_low_at": at}
+
+    def _matches_database(self, snap: Snapshot) -> bool:
+        return snap.origin == self._origin(snap.feed_low)
 
     def start(self) -> ScreeningEngine:
         """Cold start, then the follower and block-writer threads."""
@@ -217,6 +243,7 @@ class ScreeningEngine:
     def save(self) -> Path:
         with self._lock:
             snap = self._snapshot.compacted()
+        snap.origin = self._origin(snap.feed_low)
         return snap.save(self.snapshot_path)
 
     # --- block records ----------------------------------------------------------------------------

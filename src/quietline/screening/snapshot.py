@@ -344,6 +344,8 @@ class Snapshot:
         self.ledger: dict[int, _Ledger] = dict(ledger or {})
         self.never_block: frozenset[int] = frozenset(never_block)
         self.never_block_national = NEVER_BLOCK_NATIONAL
+        #: What the snapshot was built from (database identity, …), checked before a saved one is used.
+        self.origin: dict[str, str] = {}
         self._owners: NumberSet | None = None
 
     # --- the decision ----------------------------------------------------------------------------
@@ -565,9 +567,11 @@ class Snapshot:
             raise SnapshotError(f"unknown consent category/channel {key[1:]!r}")
         target = self.consents.setdefault(key, LiveSet())
         if payload["granted"]:
+            # The registry may record a consent given earlier than it is entered (imports with proof).
+            granted_at = datetime.fromisoformat(payload["granted_at"]) if payload.get("granted_at") else at
             ledger = self.ledger.setdefault(number, _Ledger())
-            ledger.consents[key] = at
-            self._set(target, number, ledger.effective(key[1], key[2], at))
+            ledger.consents[key] = granted_at
+            self._set(target, number, ledger.effective(key[1], key[2], granted_at))
             return
         target.discard(number)
         tracked = self.ledger.get(number)
@@ -770,6 +774,7 @@ class Snapshot:
             "policy": self.policy.value,
             "names": names,
             "never_block": sorted(self.never_block),
+            "origin": self.origin,
             "personal": {str(o): v.entries() for o, v in self.personal.items()},
             "labels": {str(n): sorted(v) for n, v in self.labels.items()},
             "risk": {str(n): v for n, v in self.risk.items()},
@@ -817,7 +822,7 @@ class Snapshot:
             )
             for n, x in meta["ledger"].items()
         }
-        return cls(
+        snapshot = cls(
             policy=policy or ConsentPolicy(meta["policy"]),
             feed_id=int(meta["feed_id"]),
             feed_seen=meta["feed_seen"],
@@ -831,3 +836,5 @@ class Snapshot:
             ledger=ledger,
             never_block=meta["never_block"],
         )
+        snapshot.origin = dict(meta.get("origin", {}))
+        return snapshot

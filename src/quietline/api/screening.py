@@ -1,0 +1,281 @@
+"""HTTP routes of the screening engine. Thin: parse numbers, ask the engine, answer.
+
+- ``GET /v1/screen`` and ``POST /v1/screen/batch`` (≤ 10,000 pairs) are for carriers only: they reveal
+  why a call would be blocked, hence whether a number is registered. ``QUIETLINE_DEV_OPEN_SCREEN=1``
+  opens them on a development install (the settings refuse it anywhere else).
+- ``GET /v1/screen/blocks``: a subscriber's own 拦截记录.
+- ``POST /v1/wash`` (an enterprise, for itself; or an operator): a background wash job with status and
+  a download link; the result holds only callable numbers of the upload.
+
+The engine of the process (snapshot + change-feed follower + block writer) starts with the first
+request that needs it and stops with the application.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from functools import update_wrapper
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Query, Request, UploadFile
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from quietline.api.auth import require
+from quietline.numbers import PhoneNumber, parse
+from quietline.platform.actor import Actor
+from quietline.platform.errors import InvalidInput, NotFound, PermissionDenied, QuietlineError
+from quietline.platform.runtime import Runtime
+from quietline.screening import actions, queries
+from quietline.screening.engine import ScreeningEngine, request_for
+from quietline.vocabulary import Category, Channel, Role
+
+router = APIRouter(prefix="/v1", tags=["screening"])
+
+MAX_BATCH = 10_000
+_ENGINE_LOCK = threading.Lock()
+
+
+def _rt(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def engine_of(app: FastAPI) -> ScreeningEngine:
+    """The app's running engine (started on first use)."""
+    engine: ScreeningEngine | None = getattr(app.state, "screening_engine", None)
+    if engine is None:
+        with _ENGINE_LOCK:
+            engine = getattr(app.state, "screening_engine", None)
+            if engine is None:
+                engine = ScreeningEngine(app.state.runtime).start()
+                app.state.screening_engine = engine
+    return engine
+
+
+_carrier = require(Role.CARRIER)
+
+
+def _screen_actor(request: Request) -> Actor:
+    """Carrier role, or anyone on a development install with ``QUIETLINE_DEV_OPEN_SCREEN=1``."""
+    if _rt(request).settings.dev_open_screen:
+        return Actor(Role.CARRIER, "dev-open-screen")
+    return _carrier(request)
+
+
+# Copy the declared access of ``require(Role.CARRIER)`` so the role-matrix test sees it.
+update_wrapper(_screen_actor, _carrier, assigned=(), updated=("__dict__",))
+
+Carrier = Annotated[Actor, Depends(_screen_actor)]
+Subscriber = Annotated[Actor, Depends(require(Role.SUBSCRIBER))]
+Washer = Annotated[Actor, Depends(require(Role.ENTERPRISE, Role.OPERATOR))]
+
+
+def _number(value: str, field_name: str) -> PhoneNumber:
+    return parse(value, field=field_name)
+
+
+def _category(value: str | None, field_name: str = "category") -> Category | None:
+    return Category.parse(value, field_name) if value else None
+
+
+def _enterprise(value: str | None, field_name: str = "enterprise") -> str | None:
+    if not value:
+        return None
+    from quietline.accounts.model import parse_uscc
+
+    return parse_uscc(value, field=field_name)
+
+
+@router.get("/screen", summary="Decide one call or SMS (carrier)")
+def screen(
+    request: Request,
+    actor: Carrier,
+    caller: Annotated[str, Query(max_length=40)],
+    callee: Annotated[str, Query(max_length=40)],
+    channel: Annotated[str, Query(max_length=8)] = "call",
+    category: Annotated[str | None, Query(max_length=40)] = None,
+    enterprise: Annotated[str | None, Query(max_length=40)] = None,
+) -> dict[str, Any]:
+    """Decision (allow/block/warn), reason code, the rule that fired and the Chinese explanation."""
+    caller_n, callee_n = _number(caller, "caller"), _number(callee, "callee")
+    req = request_for(
+        caller_n, callee_n, Channel.parse(channel, "channel"), _category(category), _enterprise(enterprise)
+    )
+    out = engine_of(request.app).decide(req, caller=caller_n.e164, callee=callee_n.e164)
+    return {**out.as_dict(), "caller": caller_n.e164, "callee": callee_n.e164}
+
+
+class PairIn(BaseModel):
+    caller: str = Field(max_length=40)
+    callee: str = Field(max_length=40)
+    channel: str | None = Field(None, max_length=8, description="Overrides the batch's channel.")
+    category: str | None = Field(None, max_length=40, description="Overrides the batch's category.")
+    enterprise: str | None = Field(None, max_length=40, description="Overrides the batch's enterprise.")
+
+
+class BatchIn(BaseModel):
+    channel: str = Field("call", max_length=8)
+    category: str | None = Field(None, max_length=40)
+    enterprise: str | None = Field(None, max_length=40)
+    pairs: list[PairIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+@router.post("/screen/batch", summary="Decide up to 10,000 calls or SMS (carrier)")
+def screen_batch(request: Request, actor: Carrier, body: BatchIn) -> dict[str, Any]:
+    """One result per pair, in order; a malformed pair fails the whole batch naming ``pairs.N.field``."""
+    default_channel = Channel.parse(body.channel, "channel")
+    default_category = _category(body.category)
+    default_enterprise = _enterprise(body.enterprise)
+    engine = engine_of(request.app)
+    results: list[dict[str, Any]] = []
+    requests = []
+    for i, pair in enumerate(body.pairs):
+        where = f"pairs.{i}"
+        caller_n, callee_n = _number(pair.caller, f"{where}.caller"), _number(pair.callee, f"{where}.callee")
+        channel = Channel.parse(pair.channel, f"{where}.channel") if pair.channel else default_channel
+        category = _category(pair.category, f"{where}.category") if pair.category else default_category
+        enterprise = (
+            _enterprise(pair.enterprise, f"{where}.enterprise") if pair.enterprise else default_enterprise
+        )
+        requests.append((request_for(caller_n, callee_n, channel, category, enterprise), caller_n, callee_n))
+    for req, caller_n, callee_n in requests:
+        out = engine.decide(req, caller=caller_n.e164, callee=callee_n.e164)
+        results.append({**out.as_dict(), "caller": caller_n.e164, "callee": callee_n.e164})
+    return {"count": len(results), "results": results}
+
+
+@router.get("/screen/blocks", summary="My block records, 拦截记录 (subscriber)")
+def my_blocks(
+    request: Request, actor: Subscriber, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> dict[str, Any]:
+    with _rt(request).sessions() as session:
+        records = queries.block_records(session, actor.subject, limit)
+    return {"number": actor.subject, "records": [r.as_dict() for r in records]}
+
+
+# --- wash jobs --------------------------------------------------------------------------------------
+
+
+@dataclass
+class WashJob:
+    id: str
+    owner: str
+    enterprise: str
+    state: str = "queued"  # queued → running → done | failed
+    summary: dict[str, Any] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+    out: Path | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": self.id, "state": self.state, "enterprise": self.enterprise}
+        if self.state == "done":
+            data["summary"] = {k: v for k, v in self.summary.items() if k != "out"}
+            data["download"] = f"/v1/wash/{self.id}/download"
+        if self.error:
+            data["error"] = self.error
+        return data
+
+
+def _jobs(app: FastAPI) -> dict[str, WashJob]:
+    jobs: dict[str, WashJob] | None = getattr(app.state, "wash_jobs", None)
+    if jobs is None:
+        jobs = {}
+        app.state.wash_jobs = jobs
+    return jobs
+
+
+@router.post("/wash", status_code=202, summary="Wash a call list in the background (enterprise, operator)")
+def start_wash(
+    request: Request,
+    actor: Washer,
+    file: Annotated[UploadFile, File(description="CSV (number in the first column) or one number per line")],
+    enterprise: Annotated[str, Form(max_length=40)],
+    category: Annotated[str, Form(max_length=40)],
+    channel: Annotated[str, Form(max_length=8)] = "call",
+) -> dict[str, Any]:
+    rt = _rt(request)
+    uscc = _enterprise(enterprise)
+    if uscc is None:
+        raise InvalidInput("name the enterprise whose list this is", field="enterprise")
+    if actor.role is Role.ENTERPRISE and actor.subject != uscc:
+        raise PermissionDenied("an enterprise washes lists only in its own name", field="enterprise")
+    cat = Category.parse(category, "category")
+    ch = Channel.parse(channel, "channel")
+    job = WashJob(secrets.token_urlsafe(12), str(actor), uscc)
+    folder = rt.settings.data_dir / "wash" / job.id
+    folder.mkdir(parents=True, exist_ok=True)
+    upload = folder / "upload"
+    with upload.open("wb") as fh:
+        while chunk := file.file.read(1 << 20):
+            fh.write(chunk)
+    _jobs(request.app)[job.id] = job
+    engine = engine_of(request.app)
+
+    def run() -> None:
+        job.state = "running"
+        try:
+            job.summary = actions.wash_file(
+                rt,
+                actor,
+                engine.snapshot,
+                source=upload,
+                enterprise=uscc,
+                category=cat,
+                channel=ch,
+                out=folder / "callable.csv",
+            )
+            job.out = folder / "callable.csv"
+            job.state = "done"
+        except QuietlineError as exc:
+            job.error, job.state = exc.as_dict(), "failed"
+        finally:
+            upload.unlink(missing_ok=True)
+
+    threading.Thread(target=run, name=f"wash-{job.id}", daemon=True).start()
+    return job.as_dict()
+
+
+def _own_job(request: Request, actor: Actor, job_id: str) -> WashJob:
+    job = _jobs(request.app).get(job_id)
+    # Someone else's job is reported as missing, not as forbidden: ids are not to be probed.
+    if job is None or (actor.role is not Role.OPERATOR and job.owner != str(actor)):
+        raise NotFound(f"no wash job {job_id!r}", field="job")
+    return job
+
+
+@router.get("/wash/{job_id}", summary="Status and summary of a wash job (its owner, operator)")
+def wash_status(request: Request, actor: Washer, job_id: str) -> dict[str, Any]:
+    return _own_job(request, actor, job_id).as_dict()
+
+
+@router.get(
+    "/wash/{job_id}/download", summary="The callable numbers of a finished wash (its owner, operator)"
+)
+def wash_download(request: Request, actor: Washer, job_id: str) -> FileResponse:
+    job = _own_job(request, actor, job_id)
+    if job.state != "done" or job.out is None:
+        raise InvalidInput(f"wash job {job_id} is {job.state}, not done", field="job")
+    return FileResponse(job.out, media_type="text/csv", filename=f"callable-{job.id}.csv")
+
+
+def install(app: FastAPI) -> None:
+    """Include the router and stop the engine (flushing block records) when the app shuts down."""
+    app.include_router(router)
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(application: Any) -> AsyncIterator[Any]:
+        async with inner(application) as state:
+            yield state
+        engine: ScreeningEngine | None = getattr(app.state, "screening_engine", None)
+        if engine is not None:
+            engine.stop()
+            app.state.screening_engine = None
+
+    app.router.lifespan_context = lifespan
