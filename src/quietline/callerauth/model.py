@@ -15,12 +15,17 @@ at a gateway. The screening engine consumes ``CallerCheck`` verdicts (reason ``c
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from quietline.callerauth import passport as pp
 from quietline.callerauth.passport import Attestation
+from quietline.callerauth.tn import canonical_tn
 from quietline.callerauth.verify import Reason, Verdict
 from quietline.numbers import InvalidNumber, PhoneNumber, parse
 from quietline.vocabulary import LabelledEnum, NumberType
@@ -250,3 +255,42 @@ def decide(verdict: Verdict | None, presentation: CallerCheck, origin: Origin) -
     if presentation.outcome is Outcome.WARN:
         return presentation
     return PASSED
+
+
+#: Namespace for line origination identifiers (a UUID derived from "quietline.callerauth.origid").
+ORIGID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:quietline:callerauth:origid")
+
+
+def origid_for_line(line: str | None) -> str:
+    """A stable ``origid`` per enterprise line (RFC 8588 §4: an opaque UUID naming where the call
+    originated), so a traceback can find the line from any token it signed; a call without a
+    known line gets a fresh one."""
+    return str(uuid.uuid5(ORIGID_NAMESPACE, line)) if line else pp.new_origid()
+
+
+@dataclass(frozen=True, slots=True)
+class SignedCall:
+    token: str
+    identity_header: str
+    attestation: AttestationDecision
+
+
+def sign_call(
+    snapshot: LedgerSnapshot,
+    *,
+    line: str | None,
+    orig: str,
+    dest: str,
+    key: ec.EllipticCurvePrivateKey,
+    x5u: str,
+    iat: int,
+) -> SignedCall:
+    """The authentication service of the originating carrier (RFC 8224 §5, ATIS-1000074 §5.2):
+    attestation from the ledger, ``origid`` from the line, the PASSporT and its Identity header."""
+    orig_tn = canonical_tn(orig, "orig")
+    decision = decide_attestation(snapshot, line, orig_tn)
+    passport = pp.build(
+        orig=orig_tn, dest=dest, attest=decision.level, x5u=x5u, iat=iat, origid=origid_for_line(line)
+    )
+    token = pp.sign(passport, key)
+    return SignedCall(token, pp.identity_header(token, passport.x5u), decision)

@@ -60,24 +60,37 @@ def sign(
     *,
     orig: str = typer.Option(..., "--orig", help="Calling number (any accepted spelling)."),
     dest: list[str] = typer.Option(..., "--dest", help="Called number; repeat for several."),
-    attest: str = typer.Option(..., "--attest", help="Attestation level A, B or C."),
+    attest: str | None = typer.Option(None, "--attest", help="Attestation level A, B or C."),
+    line: str | None = typer.Option(
+        None, "--line", help="Decide the attestation from the ledger for this line instead of --attest."
+    ),
     key: Path = typer.Option(..., "--key", help="The signer's EC P-256 private key (PEM)."),
     x5u: str = typer.Option(..., "--x5u", help="URL of the signer's certificate."),
     iat: int | None = typer.Option(None, "--iat", help="Issued-at time (epoch seconds); default now."),
     origid: str | None = typer.Option(None, "--origid", help="Origination UUID; default a fresh one."),
     header: bool = typer.Option(False, "--identity-header", help="Print the SIP Identity header value."),
 ) -> None:
-    """Print a compact SHAKEN PASSporT (RFC 8225/8588) signed with KEY."""
+    """Print a compact SHAKEN PASSporT (RFC 8225/8588) signed with KEY.
+
+    With --line the ledger decides the attestation (A: the line may present the number outbound;
+    B: known customer, number not vouched for; C: unknown line) and origid names the line."""
+    if (attest is None) == (line is None):
+        fail("give exactly one of --attest or --line")
     private = load_private_key(key)
+    issued_at = int(_now(iat).timestamp())
     try:
-        passport = pp.build(
-            orig=orig,
-            dest=dest,
-            attest=attest,
-            x5u=x5u,
-            iat=int(_now(iat).timestamp()),
-            origid=origid,
-        )
+        if line is not None:
+            if len(dest) != 1 or origid is not None:
+                fail("--line signs one call: one --dest, and origid comes from the line")
+            with runtime().sessions() as session:
+                snapshot = queries.snapshot(session)
+            signed = model.sign_call(
+                snapshot, line=line, orig=orig, dest=dest[0], key=private, x5u=x5u, iat=issued_at
+            )
+            sys.stderr.write(f"attest {signed.attestation.level.value}: {signed.attestation.reason}\n")
+            sys.stdout.write((signed.identity_header if header else signed.token) + "\n")
+            return
+        passport = pp.build(orig=orig, dest=dest, attest=attest or "", x5u=x5u, iat=issued_at, origid=origid)
     except pp.PassportFormatError as exc:
         fail(str(exc))
     token = pp.sign(passport, private)

@@ -209,6 +209,20 @@ def _ledger_commands(run: InProcess, tmp_path: Path) -> None:
     check = json.loads(run("check", "--caller", "01088886666", "--callee", "13912345678",
                            "--origin", "enterprise_line", "--line", "L2", "--json").stdout)  # fmt: skip
     assert (check["outcome"], check["attest"]) == ("allow", "A")
+    (tmp_path / "k").mkdir()
+    assert run("ca", "init", "--dir", str(tmp_path / "k" / "ca")).returncode == 0
+    assert run("ca", "issue", "--dir", str(tmp_path / "k" / "ca"), "--spc", "1",
+               "--out", str(tmp_path / "k" / "sp.pem")).returncode == 0  # fmt: skip
+    signed = run("sign", "--line", "L2", "--orig", "01088886666", "--dest", "13912345678",
+                 "--key", str(tmp_path / "k" / "sp.key"), "--x5u", X5U)  # fmt: skip
+    assert signed.returncode == 0, signed.stderr
+    assert "attest A" in signed.stderr
+    from quietline.callerauth import passport as pp
+
+    assert pp.decode(signed.stdout.strip()).claims["attest"] == "A"
+    both = run("sign", "--line", "L2", "--attest", "A", "--orig", "01088886666", "--dest", "13912345678",
+               "--key", str(tmp_path / "k" / "sp.key"), "--x5u", X5U)  # fmt: skip
+    assert both.returncode == 2
     bad = run("ledger", "add-number", "--line", "L1", "--number", "01088886667", "--purpose", "marketing")
     assert bad.returncode == 2
     assert "purpose" in bad.stderr

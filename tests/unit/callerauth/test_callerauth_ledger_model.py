@@ -118,3 +118,28 @@ def test_decide_combines_verification_and_presentation() -> None:
     assert decide(_verdict(None), ok, Origin.DOMESTIC_INTERCONNECT).outcome is Outcome.ALLOW
     spoof = check_presentation(SNAPSHOT, caller=CALLEE, callee=CALLEE, origin=Origin.DOMESTIC_INTERCONNECT)
     assert decide(_verdict(None), spoof, Origin.DOMESTIC_INTERCONNECT).code == "caller_equals_callee"
+
+
+def test_sign_call_takes_attestation_and_origid_from_the_ledger() -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from quietline.callerauth import passport as pp
+    from quietline.callerauth.model import origid_for_line, sign_call
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    args = {"dest": CALLEE, "key": key, "x5u": "https://cert.example.cn/sp.pem", "iat": 1_790_000_000}
+    full = sign_call(SNAPSHOT, line="L-PRIV", orig="010 8888 6666", **args)  # type: ignore[arg-type]
+    claims = pp.decode(full.token).claims
+    assert (claims["attest"], claims["orig"]["tn"], claims["dest"]["tn"]) == (
+        "A",
+        "861088886666",
+        ["8613912345678"],
+    )
+    assert claims["origid"] == origid_for_line("L-PRIV") == origid_for_line("L-PRIV")
+    assert origid_for_line("L-95588") != origid_for_line("L-PRIV")
+    assert full.identity_header.startswith(full.token + ";info=<https://cert.example.cn/sp.pem>")
+    assert pp.decode(full.token).verify_signature(key.public_key())
+    partial = sign_call(SNAPSHOT, line="L-PRIV", orig="01088886667", **args)  # type: ignore[arg-type]
+    assert pp.decode(partial.token).claims["attest"] == "B"
+    gateway = sign_call(SNAPSHOT, line=None, orig="13800138000", **args)  # type: ignore[arg-type]
+    assert pp.decode(gateway.token).claims["attest"] == "C"
