@@ -6,6 +6,7 @@ are a contract the checks use (issue 7): keep ``generate``, ``detect`` and ``eva
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -158,3 +159,46 @@ def train(
     else:
         console.print(f"model {model.metadata['version']} → {target}")
         console.print(model.metadata["metrics"])
+
+
+@app.command("watch")
+def watch(
+    input_path: Path = typer.Argument(
+        ..., metavar="FILE", help="CSV call records, read as they are appended."
+    ),
+    follow: bool = typer.Option(False, "--follow", help="Keep reading as lines are appended (tail -f)."),
+    window: int = typer.Option(60, "--window", help="Seconds of event time a bombing is counted over."),
+    min_calls: int = typer.Option(
+        10, "--min-calls", help="Calls to one callee in the window that raise an alert."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Streaming call-bombing detector: one alert line per bombing, within 60 s of its onset."""
+    import time
+
+    from quietline.platform.errors import InvalidInput
+    from quietline.traffic.streaming import BombingDetector, StreamConfig, StreamStats, watch_file
+
+    if window < 1 or min_calls < 2:
+        raise InvalidInput("--window must be ≥ 1 and --min-calls ≥ 2", field="window")
+
+    def wait() -> bool:
+        time.sleep(0.5)
+        return True
+
+    detector = BombingDetector(StreamConfig(window_seconds=window, min_calls=min_calls))
+    stats = StreamStats()
+    try:
+        for alert in watch_file(input_path, detector, stats, follow=follow, wait=wait):
+            if as_json:
+                sys.stdout.write(json.dumps(alert.as_dict(), ensure_ascii=False) + "\n")
+                sys.stdout.flush()
+            else:
+                console.print(
+                    f"[bold red]bombing[/] {alert.caller} → {alert.callee}: {alert.calls_in_window} calls "
+                    f"since {alert.onset} (alert after {alert.latency_seconds:.0f} s)"
+                )
+    except KeyboardInterrupt:
+        pass
+    rejected = ", ".join(f"{k}={v}" for k, v in sorted(stats.rejected.items())) or "none"
+    _note(f"{stats.rows:,} rows read; set aside: {rejected}; {detector.active_callers} callers tracked")

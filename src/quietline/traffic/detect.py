@@ -23,7 +23,9 @@ from quietline.traffic.features import (
     normalise_number,
     prepare,
     quality,
+    quiet_engine_deprecations,
     spellings,
+    to_arrow,
     usable,
 )
 from quietline.traffic.rules import Finding, Thresholds, findings_from_rows, flag
@@ -117,7 +119,8 @@ def read_calls(con: Any, path: Path) -> ir.Table:
 def materialise(con: Any, expr: ir.Table, name: str) -> ir.Table:
     """Compute the normalised records once; every feature query then reads them (not the files)."""
     if con.name == "duckdb":
-        return con.create_table(name, expr, temp=True)
+        with quiet_engine_deprecations():
+            return con.create_table(name, expr, temp=True)
     con.create_view(name, expr, overwrite=True)
     con._session.catalog.cacheTable(name)
     return con.table(name)
@@ -134,13 +137,8 @@ def read_allow_list(path: Path | None) -> frozenset[int]:
         t = con.read_csv(str(path), types={"number": "VARCHAR"})
         if "number" not in t.columns:
             raise InvalidInput(f"{path} has no 'number' column", field="allow_list")
-        values = (
-            t.select(n=normalise_number(t.number).cast("int64"))
-            .filter(lambda x: x.n.notnull())
-            .to_pyarrow()
-            .column("n")
-            .to_pylist()
-        )
+        n = t.select(n=normalise_number(t.number).cast("int64"))
+        values = to_arrow(n.filter(n.n.notnull())).column("n").to_pylist()
     finally:
         con.disconnect()
     return frozenset(int(v) for v in values)
@@ -162,12 +160,12 @@ def detect(
         raw = read_calls(con, path)
         numbers = materialise(con, spellings(raw), "quietline_numbers")
         prepared = materialise(con, prepare(raw, numbers), "quietline_calls")
-        counts = {r["status"]: int(r["rows"]) for r in quality(prepared).to_pyarrow().to_pylist()}
+        counts = {r["status"]: int(r["rows"]) for r in to_arrow(quality(prepared)).to_pylist()}
         calls = usable(prepared)
         timing["prepare"] = round(time.perf_counter() - t0, 3)
         t1 = time.perf_counter()
-        span = data_span(calls).to_pyarrow().to_pylist()[0]
-        table = flag(caller_features(calls, th.bombing_window_calls), th).to_pyarrow()
+        span = to_arrow(data_span(calls)).to_pylist()[0]
+        table = to_arrow(flag(caller_features(calls, th.bombing_window_calls), th))
         timing["features"] = round(time.perf_counter() - t1, 3)
     rows = table.to_pylist()
     t2 = time.perf_counter()

@@ -23,7 +23,7 @@ def read_labels(path: Path) -> dict[int, str]:
     """``number,pattern`` rows, numbers normalised like the call records."""
     import ibis
 
-    from quietline.traffic.features import normalise_number
+    from quietline.traffic.features import normalise_number, to_arrow
 
     if not path.is_file():
         raise NotFound(f"{path} not found (expected the generator's labels.csv)", field="labels")
@@ -32,7 +32,7 @@ def read_labels(path: Path) -> dict[int, str]:
         t = con.read_csv(str(path), types={"number": "VARCHAR", "pattern": "VARCHAR"})
         if not {"number", "pattern"} <= set(t.columns):
             raise InvalidInput(f"{path} needs the columns number,pattern", field="labels")
-        rows = t.select(n=normalise_number(t.number).cast("int64"), p=t.pattern).to_pyarrow().to_pylist()
+        rows = to_arrow(t.select(n=normalise_number(t.number).cast("int64"), p=t.pattern)).to_pylist()
     finally:
         con.disconnect()
     return {int(r["n"]): str(r["p"]) for r in rows if r["n"] is not None}

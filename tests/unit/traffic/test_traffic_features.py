@@ -1,0 +1,197 @@
+"""Features, number normalisation and rules on small hand-made call records (DuckDB)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import ibis
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from quietline.numbers import InvalidNumber, parse
+from quietline.traffic.features import (
+    caller_features,
+    normalise_number,
+    prepare,
+    quality,
+    quiet_engine_deprecations,
+    spellings,
+    to_arrow,
+    usable,
+)
+from quietline.traffic.rules import Thresholds, findings_from_rows, flag
+
+T0 = int(datetime(2026, 11, 2, 2, 0, tzinfo=UTC).timestamp())  # 10:00 in China
+
+
+def _run(
+    rows: list[dict[str, Any]], th: Thresholds | None = None
+) -> tuple[dict[int, dict[str, Any]], dict[str, int]]:
+    th = th or Thresholds()
+    con = ibis.duckdb.connect()
+    con.raw_sql("SET TimeZone = 'UTC'")
+    raw = ibis.memtable(pa.Table.from_pylist(rows))
+    with quiet_engine_deprecations():
+        numbers = con.create_table("numbers", spellings(raw), temp=True)
+        prepared = con.create_table("prepared", prepare(raw, numbers), temp=True)
+    counts = {r["status"]: r["rows"] for r in to_arrow(quality(prepared)).to_pylist()}
+    feats = to_arrow(flag(caller_features(usable(prepared), th.bombing_window_calls), th)).to_pylist()
+    con.disconnect()
+    return {int(r["number"]): r for r in feats}, counts
+
+
+def call(
+    caller: str, callee: str, t: float, ring: float = 8.0, dur: float = 60.0, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "caller": caller,
+        "callee": callee,
+        "start_time": datetime.fromtimestamp(t, UTC),
+        "ring_seconds": ring,
+        "duration_seconds": dur,
+        "caller_imei": extra.get("imei", "35000000000001"),
+        "trunk": extra.get("trunk", "ran"),
+    }
+
+
+A, B, C = "+8613800138000", "+8613900139000", "+8618600186000"
+
+
+def test_spellings_of_one_number_are_one_caller_and_reciprocity_counts() -> None:
+    rows = [
+        call("+86 138 0013 8000", B, T0),
+        call("008613800138000", B, T0 + 3600),
+        call("13800138000", C, T0 + 7200),
+        call("8613800138000", C, T0 + 7300),
+        call(B, "138-0013-8000", T0 + 9000),
+    ]
+    feats, counts = _run(rows)
+    a = feats[8613800138000]
+    assert a["calls"] == 4
+    assert a["distinct_callees"] == 2
+    assert a["reciprocity"] == pytest.approx(0.5)  # B called back, C did not
+    assert a["in_calls"] == 1
+    assert a["outgoing_share"] == pytest.approx(0.8)
+    assert counts == {"ok": 5}
+
+
+def test_rows_missing_fields_or_with_bad_numbers_are_counted_not_used() -> None:
+    rows = [
+        call(A, B, T0),
+        {**call(A, B, T0 + 5), "callee": None},
+        {**call(A, B, T0 + 6), "duration_seconds": None},
+        call("not a number", B, T0 + 7),
+        call(A, "+", T0 + 8),
+    ]
+    feats, counts = _run(rows)
+    assert counts == {"ok": 1, "missing_field": 2, "invalid_number": 2}
+    assert feats[8613800138000]["calls"] == 1
+
+
+def test_bombing_window_and_rule() -> None:
+    rows = [call(A, B, T0 + 2.5 * i, ring=2.0, dur=0.0, trunk="sip") for i in range(40)]
+    rows += [call(C, B, T0 + 60 * i, ring=20.0, dur=0.0) for i in range(5)]  # an anxious redialler
+    feats, _ = _run(rows)
+    assert feats[8613800138000]["max_window_calls"] == 40
+    assert feats[8613800138000]["is_bombing"]
+    assert not feats[8618600186000]["is_bombing"]
+    findings = findings_from_rows(list(feats.values()), Thresholds(), data_end=T0 + 100)
+    assert [(f.number, f.pattern, f.action) for f in findings] == [(A, "bombing", "temporary_block")]
+    ev = findings[0].evidence
+    assert ev["victim"] == B
+    assert ev["max_calls_to_one_callee_in_10_min"] == 40
+    # An old bombing is for review; an allow-listed number is never blocked automatically.
+    old = findings_from_rows(list(feats.values()), Thresholds(), data_end=T0 + 86_400)
+    assert old[0].action == "review"
+    allowed = findings_from_rows(
+        list(feats.values()), Thresholds(), data_end=T0 + 100, allow_list=frozenset({8613800138000})
+    )
+    assert allowed[0].action == "review"
+    assert allowed[0].allow_listed
+
+
+def test_one_ring_bulk_and_spoofed_rules() -> None:
+    sweep = [call(A, f"+86139{i:08d}", T0 + 5 * i, ring=1.0, dur=0.0, trunk="sip") for i in range(60)]
+    bulk = [call("+862012345678", f"+86150{i:08d}", T0 + 20 * i, ring=9.0, dur=30.0) for i in range(900)]
+    spoof = [call(C, B, T0 + 50, trunk="intl-gw-2")]
+    roam = [call(B, C, T0 + 70, trunk="roam-intl")]
+    foreign = [call("+14155550100", B, T0 + 90, trunk="intl-gw-1")]
+    feats, _ = _run(sweep + bulk + spoof + roam + foreign)
+    found = {
+        f.number: f.pattern for f in findings_from_rows(list(feats.values()), Thresholds(), data_end=None)
+    }
+    assert found == {A: "one_ring", "+862012345678": "bulk_dialer", C: "spoofed"}
+    # Thresholds are configuration: raise the quota and the bulk dialer is within it.
+    feats2, _ = _run(bulk, Thresholds(bulk_daily_quota=1000))
+    assert not feats2[862012345678]["is_bulk_dialer"]
+
+
+def test_threshold_overrides_are_checked() -> None:
+    th = Thresholds().with_overrides(["bulk_daily_quota=1000", "one_ring_min_short_ring_ratio=0.9"])
+    assert th.bulk_daily_quota == 1000
+    assert th.one_ring_min_short_ring_ratio == 0.9
+    from quietline.platform.errors import InvalidInput
+
+    for bad in (["nope=1"], ["bulk_daily_quota=many"], ["bulk_daily_quota"], ["bulk_daily_quota=-5"]):
+        with pytest.raises(InvalidInput):
+            Thresholds().with_overrides(bad)
+
+
+_mobile = st.builds(
+    lambda p, rest: f"{p}{rest:08d}",
+    st.sampled_from(["138", "139", "186", "189", "199", "170", "150"]),
+    st.integers(0, 99_999_999),
+)
+
+
+@st.composite
+def _spelling(draw: st.DrawFn) -> tuple[str, str]:
+    national = draw(_mobile)
+    form = draw(st.sampled_from(["e164", "national", "0086", "86", "grouped", "dashed"]))
+    text = {
+        "e164": f"+86{national}",
+        "national": national,
+        "0086": f"0086{national}",
+        "86": f"86{national}",
+        "grouped": f"+86 {national[:3]} {national[3:7]} {national[7:]}",
+        "dashed": f"{national[:3]}-{national[3:7]}-{national[7:]}",
+    }[form]
+    return text, national
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_spelling(), min_size=1, max_size=20))
+def test_vectorised_normalisation_agrees_with_the_number_parser(samples: list[tuple[str, str]]) -> None:
+    t = ibis.memtable(pa.table({"s": [s for s, _ in samples]}))
+    out = to_arrow(t.select(n=normalise_number(t.s))).column("n").to_pylist()
+    for (text, national), got in zip(samples, out, strict=True):
+        assert got == f"86{national}"
+        assert parse(text).e164 == f"+{got}"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("075512345678", "8675512345678"),
+        ("4001234567", "864001234567"),
+        ("+14155550100", "14155550100"),
+        ("0014155550100", "14155550100"),
+        ("12321", "8612321"),
+        ("+", None),
+        ("abc", None),
+        ("+0123456", None),
+        ("+1234567890123456", None),
+    ],
+)
+def test_normalisation_of_other_kinds(text: str, expected: str | None) -> None:
+    t = ibis.memtable(pa.table({"s": [text]}))
+    got = to_arrow(t.select(n=normalise_number(t.s))).column("n").to_pylist()[0]
+    assert (got if isinstance(got, str) else None) == expected
+    if expected is not None:
+        assert parse(text).e164 == "+" + expected
+    else:
+        with pytest.raises(InvalidNumber):
+            parse(text)
