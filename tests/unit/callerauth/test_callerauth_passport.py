@@ -10,6 +10,8 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from quietline.callerauth import passport as pp
 from quietline.callerauth.certs import LocalCertificateStore, TrustStore
@@ -264,3 +266,58 @@ def test_build_rejects_bad_input() -> None:
         _passport(dest=[])
     with pytest.raises(InvalidInput, match="not a telephone number"):
         _passport(orig="+86abc")
+
+
+_KEY = ec.generate_private_key(ec.SECP256R1())
+
+
+@given(
+    orig=st.from_regex(r"8613[0-9]{9}", fullmatch=True),
+    dests=st.lists(st.from_regex(r"86139[0-9]{8}", fullmatch=True), min_size=1, max_size=3),
+    attest=st.sampled_from(["A", "B", "C"]),
+    skew=st.integers(-60, 60),
+)
+@settings(max_examples=40, deadline=None)
+def test_any_signed_call_verifies_and_any_flipped_bit_fails(
+    orig: str, dests: list[str], attest: str, skew: int
+) -> None:
+    from quietline.callerauth.certs import Fetched
+
+    class OneKey:
+        def fetch(self, url: str, now: datetime) -> Fetched:
+            return Fetched((_CERT,), None)
+
+    token = pp.sign(_passport(orig=orig, dest=dests, attest=attest), _KEY)
+    verifier = Verifier(OneKey(), None)
+    verdict = verifier.verify_token(token, now=T + skew, orig=orig, dest=dests[-1])
+    assert verdict.valid, verdict.reason
+    assert (verdict.orig, verdict.dest, verdict.attest) == (orig, tuple(dests), pp.Attestation(attest))
+    header, claims, sig = token.split(".")
+    raw = bytearray(pp.b64url_decode(sig))
+    raw[skew % 64] ^= 0x01
+    forged = f"{header}.{claims}.{pp.b64url_encode(bytes(raw))}"
+    assert verifier.verify_token(forged, now=T).reason_code is Reason.INVALID_IDENTITY_HEADER
+
+
+def _self_signed(key: ec.EllipticCurvePrivateKey) -> Any:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    from quietline.callerauth.tnauth import TNAuthList
+
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pinned")])
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=1))
+        .add_extension(TNAuthList(spcs=("1",)).as_extension(), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+
+
+_CERT = _self_signed(_KEY)
