@@ -17,9 +17,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from quietline.accounts.model import parse_uscc
-from quietline.callerauth.model import Direction, LineKind, Purpose, Undertaking
+from quietline.callerauth.model import (
+    Direction,
+    LedgerEntry,
+    Line,
+    LineKind,
+    Purpose,
+    Undertaking,
+    entry_payload,
+    line_payload,
+)
 from quietline.callerauth.orm import CallerNumberRow, LineRow
-from quietline.callerauth.queries import CSV_COLUMNS
+from quietline.callerauth.queries import CSV_COLUMNS, TOPIC
 from quietline.numbers import parse
 from quietline.platform import audit, changefeed
 from quietline.platform.actor import Actor
@@ -27,7 +36,6 @@ from quietline.platform.errors import InvalidInput, NotFound, PermissionDenied, 
 from quietline.platform.runtime import Runtime
 from quietline.vocabulary import Role, VocabularyError
 
-TOPIC = "callerauth.ledger"
 MAX_IMPORT_ROWS = 100_000
 
 
@@ -114,6 +122,8 @@ def _upsert_line(session: Session, actor: Actor, spec: LineSpec, now: datetime) 
         return row
     row.enterprise, row.name, row.kind, row.updated_at = spec.enterprise, spec.name, spec.kind.value, now
     session.flush()
+    line = Line(spec.code, spec.enterprise, spec.name, spec.kind)
+    changefeed.emit(session, topic=TOPIC, key=spec.code, payload=line_payload(line), at=now)
     audit.record(
         session,
         actor=actor,
@@ -156,7 +166,9 @@ def _upsert_number(session: Session, actor: Actor, line: LineRow, spec: NumberSp
         before=before,
         after=after,
     )
-    changefeed.emit(session, topic=TOPIC, key=spec.number, payload={"line": line.code, **after}, at=now)
+    entry = LedgerEntry(line.code, spec.number, spec.purpose, spec.undertaking)
+    payload = entry_payload(entry, line=line.code, number=spec.number)
+    changefeed.emit(session, topic=TOPIC, key=spec.number, payload=payload, at=now)
     return True
 
 
@@ -220,9 +232,8 @@ def remove_number(rt: Runtime, actor: Actor, *, line: str, number: str) -> None:
             at=now,
             before=_number_dict(number_row),
         )
-        changefeed.emit(
-            session, topic=TOPIC, key=digits, payload={"line": line_row.code, "removed": True}, at=now
-        )
+        payload = entry_payload(None, line=line_row.code, number=digits)
+        changefeed.emit(session, topic=TOPIC, key=digits, payload=payload, at=now)
         session.delete(number_row)
 
 

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -95,12 +96,14 @@ class Line:
     kind: LineKind
 
 
-@dataclass(frozen=True)
+@dataclass
 class LedgerSnapshot:
-    """The ledger in memory for the per-call path (nothing there touches SQL)."""
+    """The ledger in memory for the per-call path (nothing there touches SQL). It is built from
+    the database once and then patched from the change feed (``apply``), like the screening
+    snapshot, so a ledger change reaches the checks without a reload."""
 
-    lines: Mapping[str, Line] = field(default_factory=dict)
-    entries: Mapping[tuple[str, str], LedgerEntry] = field(default_factory=dict)
+    lines: dict[str, Line] = field(default_factory=dict)
+    entries: dict[tuple[str, str], LedgerEntry] = field(default_factory=dict)
 
     @classmethod
     def build(cls, lines: Iterable[Line], entries: Iterable[LedgerEntry]) -> LedgerSnapshot:
@@ -108,6 +111,55 @@ class LedgerSnapshot:
 
     def entry(self, line: str, number: str) -> LedgerEntry | None:
         return self.entries.get((line, number))
+
+    def apply(self, payload: Mapping[str, Any]) -> None:
+        """Apply one ``callerauth.ledger`` change-feed payload (see ``change_payload``)."""
+        code = str(payload["line"])
+        if payload["entity"] == "line":
+            self.lines[code] = Line(
+                code, str(payload["enterprise"]), str(payload["name"]), LineKind.parse(str(payload["kind"]))
+            )
+            return
+        key = (code, str(payload["number"]))
+        if payload.get("removed"):
+            self.entries.pop(key, None)
+            return
+        undertaking = None
+        if payload.get("undertaking_ref"):
+            undertaking = Undertaking(
+                str(payload["undertaking_ref"]),
+                date.fromisoformat(str(payload["undertaking_signed_on"])),
+                str(payload["undertaking_signatory"]),
+            )
+        self.entries[key] = LedgerEntry(code, key[1], Purpose.parse(str(payload["purpose"])), undertaking)
+
+
+def line_payload(line: Line) -> dict[str, str]:
+    """The change-feed payload announcing a line (``LedgerSnapshot.apply`` reads it)."""
+    return {
+        "entity": "line",
+        "line": line.code,
+        "enterprise": line.enterprise,
+        "name": line.name,
+        "kind": line.kind.value,
+    }
+
+
+def entry_payload(entry: LedgerEntry | None, *, line: str, number: str) -> dict[str, Any]:
+    """The change-feed payload for a number put on (``entry``) or taken off (None) a line."""
+    if entry is None:
+        return {"entity": "number", "line": line, "number": number, "removed": True}
+    u = entry.undertaking
+    return {
+        "entity": "number",
+        "line": line,
+        "number": number,
+        "purpose": entry.purpose.value,
+        "direction": entry.direction.value,
+        "undertaking_ref": u.reference if u else None,
+        "undertaking_signed_on": u.signed_on.isoformat() if u else None,
+        "undertaking_signatory": u.signatory if u else None,
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,10 @@ from quietline.callerauth.model import (
     Undertaking,
 )
 from quietline.callerauth.orm import CallerNumberRow, LineRow
+from quietline.platform import changefeed
+
+#: The change-feed topic of ledger changes (lines and numbers).
+TOPIC = "callerauth.ledger"
 
 #: Column order of the ledger CSV (import and export use the same file).
 CSV_COLUMNS = (
@@ -107,3 +111,12 @@ def export_csv(session: Session, *, enterprise: str | None = None) -> str:
     for row in ledger(session, enterprise=enterprise):
         writer.writerow(row.as_dict())
     return out.getvalue()
+
+
+def follow(session: Session, snapshot: LedgerSnapshot, cursor: int, limit: int = 10_000) -> int:
+    """Patch ``snapshot`` with the ledger changes committed after ``cursor``; returns the new
+    cursor (start from ``changefeed.head`` taken before ``snapshot`` was built)."""
+    for change in changefeed.read_after(session, cursor, limit=limit, topics=(TOPIC,)):
+        snapshot.apply(change.payload)
+        cursor = change.id
+    return cursor

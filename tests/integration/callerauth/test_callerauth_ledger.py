@@ -53,7 +53,7 @@ def test_ledger_actions_are_audited_and_announced(any_runtime: Runtime) -> None:
             "callerauth.number.assign",
         ]
         feed = changefeed.read_after(session, 0, topics=(actions.TOPIC,))
-        assert [c.key for c in feed] == ["861088886666", "861088886667"]
+        assert [c.key for c in feed] == ["L-PRIV", "861088886666", "861088886667"]
         snapshot = queries.snapshot(session)
     assert decide_attestation(snapshot, "L-PRIV", "861088886666").level is Attestation.A
     assert decide_attestation(snapshot, "L-PRIV", "861088886667").level is Attestation.B
@@ -130,3 +130,23 @@ def test_csv_round_trip_and_all_or_nothing_import(any_runtime: Runtime) -> None:
         assert queries.ledger(session, line="L-3") == []  # nothing of the bad file was written
     with pytest.raises(InvalidInput, match="missing columns"):
         actions.import_csv(any_runtime, CARRIER, "line,number\nL,1\n")
+
+
+def test_snapshot_follows_the_change_feed(any_runtime: Runtime) -> None:
+    """A snapshot built once and patched from the feed equals one rebuilt from the tables."""
+    with any_runtime.sessions() as session:
+        cursor = changefeed.head(session)
+        live = queries.snapshot(session)
+    _seed(any_runtime)
+    actions.assign_number(
+        any_runtime, CARRIER, line="L-PRIV", number="01088886667", purpose="客户服务", undertaking=UNDERTAKING
+    )
+    actions.remove_number(any_runtime, CARRIER, line="L-PRIV", number="01088886666")
+    actions.register_line(any_runtime, CARRIER, code="L-PRIV", enterprise=USCC, name="改名", kind="sip_trunk")
+    with any_runtime.sessions() as session:
+        cursor = queries.follow(session, live, cursor)
+        assert cursor == changefeed.head(session)
+        assert live == queries.snapshot(session)
+    assert live.lines["L-PRIV"].name == "改名"
+    assert decide_attestation(live, "L-PRIV", "861088886667").level is Attestation.A
+    assert decide_attestation(live, "L-PRIV", "861088886666").level is Attestation.B
