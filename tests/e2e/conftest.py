@@ -30,10 +30,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def live_server(tmp_path: Path, sqlite_template: Path) -> Iterator[LiveServer]:
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[LiveServer]:
+    """One server per test module (tests use distinct numbers, so they do not see each other)."""
     import shutil
 
+    tmp_path = tmp_path_factory.mktemp("live")
     db = tmp_path / "live.db"
     shutil.copyfile(sqlite_template, db)
     port = _free_port()

@@ -110,8 +110,12 @@ def put_my_refusals(request: Request, body: RefusalsIn, actor: Subscriber) -> di
         return {"changes": changes, **queries.show(session, number.e164, rt.clock.now())}
 
 
-@router.post("/me/lists/{list_name}", status_code=status.HTTP_201_CREATED, summary="Add to own list (subscriber)")
-def add_my_list_entry(request: Request, list_name: ListName, body: ListEntryIn, actor: Subscriber) -> dict[str, str]:
+@router.post(
+    "/me/lists/{list_name}", status_code=status.HTTP_201_CREATED, summary="Add to own list (subscriber)"
+)
+def add_my_list_entry(
+    request: Request, list_name: ListName, body: ListEntryIn, actor: Subscriber
+) -> dict[str, str]:
     stored = actions.add_list_entry(
         _rt(request), actor, parse(actor.subject), list_name, body.kind, body.value, body.note
     )
@@ -177,7 +181,9 @@ def _enterprise_for(actor: Actor, given: str | None) -> str:
     return given.strip().upper()
 
 
-@router.post("/consents", status_code=status.HTTP_201_CREATED, summary="Record a consent (enterprise, operator)")
+@router.post(
+    "/consents", status_code=status.HTTP_201_CREATED, summary="Record a consent (enterprise, operator)"
+)
 def grant_consent(request: Request, body: ConsentIn, actor: EnterpriseOrOperator) -> list[dict[str, Any]]:
     states = actions.grant_consent(
         _rt(request),
@@ -209,7 +215,11 @@ def revoke_consent(request: Request, body: ConsentRevokeIn, actor: EnterpriseOrO
 
 @router.get("/consents/export.csv", summary="Consent records as CSV: own (enterprise) or any (operator)")
 def export_consents(request: Request, actor: EnterpriseOrOperator, enterprise: str | None = None) -> Response:
-    scope = actor.subject if actor.role is Role.ENTERPRISE else (enterprise.strip().upper() if enterprise else None)
+    scope = (
+        actor.subject
+        if actor.role is Role.ENTERPRISE
+        else (enterprise.strip().upper() if enterprise else None)
+    )
     if actor.role is Role.ENTERPRISE and enterprise and enterprise.strip().upper() != actor.subject:
         raise InvalidInput("an enterprise exports only its own records", field="enterprise")
     buffer = io.StringIO()
@@ -222,8 +232,12 @@ def export_consents(request: Request, actor: EnterpriseOrOperator, enterprise: s
     )
 
 
-@router.post("/system-lists/{list_name}", summary="Add to or remove from a system list (carrier, regulator, operator)")
-def system_list(request: Request, list_name: ListName, body: SystemListIn, actor: ListKeeper) -> dict[str, Any]:
+@router.post(
+    "/system-lists/{list_name}", summary="Add to or remove from a system list (carrier, regulator, operator)"
+)
+def system_list(
+    request: Request, list_name: ListName, body: SystemListIn, actor: ListKeeper
+) -> dict[str, Any]:
     phone = parse(body.number)
     actions.set_system_list(_rt(request), actor, list_name, phone, active=body.active, reason=body.reason)
     return {"list": list_name.value, "number": phone.e164, "active": body.active}

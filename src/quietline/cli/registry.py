@@ -9,12 +9,13 @@ from pathlib import Path
 
 import typer
 
+from quietline.cli import progress
 from quietline.cli.common import JSON_OPTION, cli_actor, console, emit_json, runtime
 from quietline.numbers import parse
 from quietline.platform.errors import InvalidInput
-from quietline.registry import actions, queries
+from quietline.registry import actions, imports, queries
 from quietline.registry.model import EntryKind, ListName
-from quietline.vocabulary import Category, Channel, parse_category_or_all, parse_channels
+from quietline.vocabulary import Category, parse_category_or_all, parse_channels
 
 app = typer.Typer(help="谢绝来电 preferences and personal lists (operator actions).", no_args_is_help=True)
 consent_app = typer.Typer(help="The consent ledger (proof that a subscriber agreed).", no_args_is_help=True)
@@ -56,7 +57,13 @@ def refuse(
     phone = parse(number)
     categories = [parse_category_or_all(c) for c in category]
     changes = actions.refuse(
-        rt, cli_actor(), phone, categories, parse_channels(channel), valid_until=_parse_until(until), source="cli"
+        rt,
+        cli_actor(),
+        phone,
+        categories,
+        parse_channels(channel),
+        valid_until=_parse_until(until),
+        source="cli",
     )
     _changes_out(phone.e164, changes, as_json)
 
@@ -138,6 +145,25 @@ def _entry(number: str | None, prefix: str | None, international: bool) -> tuple
     return EntryKind.INTERNATIONAL, ""
 
 
+@app.command("import")
+def import_refusals(
+    file: Path = typer.Argument(..., help="CSV with a header: number,category,channel[,valid_until]."),
+    mode: str = typer.Option("all-or-nothing", "--mode", help=progress.MODE_HELP),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Import refusals (category a code, a Chinese label or 'all'; channel call, sms or both).
+
+    Exit 0: all rows written; 1: bad rows skipped (skip-bad-rows); 2: nothing written.
+    """
+    import_mode = progress.parse_mode(mode)
+    rt, actor = runtime(), cli_actor()
+    summary = progress.run_with_progress(
+        lambda report: imports.import_refusals(rt, actor, file, import_mode, progress=report),
+        label=f"importing {file.name}",
+    )
+    progress.finish(summary, as_json=as_json)
+
+
 @app.command("expire")
 def expire(as_json: bool = JSON_OPTION) -> None:
     """Deactivate refusals whose validity period has ended (run from a scheduler)."""
@@ -170,7 +196,9 @@ def grant(
         emit_json([s.as_dict() for s in states])
     else:
         for s in states:
-            console.print(f"[green]✓[/green] consent #{s.id}: {s.enterprise} → {s.number} {s.category} {s.channel}")
+            console.print(
+                f"[green]✓[/green] consent #{s.id}: {s.enterprise} → {s.number} {s.category} {s.channel}"
+            )
 
 
 @consent_app.command("revoke")
@@ -190,7 +218,9 @@ def revoke(
         category=Category.parse(category),
         channels=parse_channels(channel),
     )
-    emit_json({"revoked": closed}) if as_json else console.print(f"[green]✓[/green] {closed} consent(s) revoked")
+    emit_json({"revoked": closed}) if as_json else console.print(
+        f"[green]✓[/green] {closed} consent(s) revoked"
+    )
 
 
 @consent_app.command("export")
@@ -207,6 +237,25 @@ def export(
         with out.open("w", encoding="utf-8", newline="") as handle:
             count = queries.export_consents(session, handle, enterprise)
     console.print(f"{count} records written to {out}")
+
+
+@consent_app.command("import")
+def import_consents(
+    file: Path = typer.Argument(..., help="CSV: number,category,evidence[,enterprise,channel,granted_at,…]."),
+    enterprise: str | None = typer.Option(None, "--enterprise", help="USCC for files without the column."),
+    mode: str = typer.Option("all-or-nothing", "--mode", help=progress.MODE_HELP),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Import consent records with their proof (latest expression wins over older open consents)."""
+    import_mode = progress.parse_mode(mode)
+    rt, actor = runtime(), cli_actor()
+    summary = progress.run_with_progress(
+        lambda report: imports.import_consents(
+            rt, actor, file, import_mode, enterprise=enterprise, progress=report
+        ),
+        label=f"importing {file.name}",
+    )
+    progress.finish(summary, as_json=as_json)
 
 
 @consent_app.command("purge-proofs")

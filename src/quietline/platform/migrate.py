@@ -6,6 +6,7 @@ platform's first revision, so contexts evolve independently; ``upgrade heads`` a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from alembic import command
@@ -36,11 +37,31 @@ def check(url: str) -> None:
 
 
 def is_current(engine: Engine) -> bool:
-    """True when the database is at every migration head (the server refuses to start otherwise)."""
-    script = ScriptDirectory.from_config(alembic_config(str(engine.url)))
+    """True when every migration head has been applied.
+
+    The version table holds only the newest revision of each line; a revision that another branch
+    ``depends_on`` can be implied rather than listed, so "applied" means "is, or is an ancestor of, a
+    recorded revision" (following both ``down_revision`` and ``depends_on``).
+    """
+    script = ScriptDirectory.from_config(alembic_config(engine.url.render_as_string(hide_password=False)))
     with engine.connect() as conn:
-        current = set(MigrationContext.configure(conn).get_current_heads())
-    return current == set(script.get_heads())
+        current = MigrationContext.configure(conn).get_current_heads()
+    applied: set[str] = set()
+    stack = [r for r in script.get_revisions(current) if r is not None]
+    while stack:
+        rev = stack.pop()
+        if rev.revision in applied:
+            continue
+        applied.add(rev.revision)
+        for parent in (*_as_tuple(rev.down_revision), *_as_tuple(rev.dependencies)):
+            stack.extend(r for r in script.get_revisions(parent) if r is not None)
+    return set(script.get_heads()) <= applied
+
+
+def _as_tuple(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
 
 
 def upgrade_engine_url(url: str) -> None:

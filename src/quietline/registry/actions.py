@@ -59,7 +59,12 @@ def _emit_refusal(session: Session, row: RefusalRow, now: datetime) -> None:
         session,
         topic=TOPIC_REFUSAL,
         key=row.number,
-        payload={"number": row.number, "category": row.category, "channel": row.channel, "active": row.active},
+        payload={
+            "number": row.number,
+            "category": row.category,
+            "channel": row.channel,
+            "active": row.active,
+        },
         at=now,
     )
 
@@ -596,7 +601,9 @@ def purge_expired_proofs(rt: Runtime, actor: Actor) -> int:
     return len(rows)
 
 
-def _active_consent(session: Session, enterprise: str, number: str, category: str, channel: str) -> ConsentRow | None:
+def _active_consent(
+    session: Session, enterprise: str, number: str, category: str, channel: str
+) -> ConsentRow | None:
     return session.scalar(
         select(ConsentRow).where(
             ConsentRow.enterprise == enterprise,
@@ -620,7 +627,9 @@ def _confirm(rt: Runtime, number: str, changes: list[str]) -> None:
     it is logged so operators see undelivered confirmations."""
     try:
         rt.sms.send(
-            SmsMessage(to=number, text=model.confirmation_text(changes), at=rt.clock.now(), purpose="confirmation")
+            SmsMessage(
+                to=number, text=model.confirmation_text(changes), at=rt.clock.now(), purpose="confirmation"
+            )
         )
     except Exception:
         log.exception("confirmation SMS to %s could not be sent", number)

@@ -1,9 +1,9 @@
 """The 谢绝来电 registry and the consent ledger as pure values and rules.
 
 Rules implemented here (cite them where they bite):
-- 2020-08-31 draft 《通信短信息和语音呼叫服务管理规定》 and the consumer-rights implementing regulations art. 24:
-  a commercial call or SMS needs explicit consent; no explicit consent counts as refusal; consent can be
-  withdrawn at any time and the latest expression wins.
+- 2020-08-31 draft 《通信短信息和语音呼叫服务管理规定》 and the consumer-rights implementing
+  regulations art. 24: a commercial call or SMS needs explicit consent; no explicit consent counts
+  as refusal; consent can be withdrawn at any time and the latest expression wins.
 - The same draft: proof of consent is kept at least five months (``Settings.consent_retention_days``).
 - China Mobile 来电免打扰 (REFERENCE.md): each personal list holds at most 1,000 entries; prefix blocks
   (400/950/951/952/957 and custom prefixes of at least three digits) and "block international".
@@ -25,13 +25,16 @@ PRESET_PREFIXES: tuple[str, ...] = ("400", "950", "951", "952", "957")
 
 #: Numbers that belong to a subscriber and can receive marketing: the registry keeps preferences only
 #: for these (a short code, a 95/96 service line or a 400 number is never a subscriber).
-SUBSCRIBER_TYPES = frozenset({NumberType.MOBILE, NumberType.FIXED_LINE, NumberType.RESALE, NumberType.SATELLITE})
+SUBSCRIBER_TYPES = frozenset(
+    {NumberType.MOBILE, NumberType.FIXED_LINE, NumberType.RESALE, NumberType.SATELLITE}
+)
 
 
 def require_subscriber_number(number: PhoneNumber, field: str = "number") -> PhoneNumber:
     if number.type not in SUBSCRIBER_TYPES:
         raise InvalidInput(
-            f"{number.e164} is a {number.type.label}, not a subscriber's number (mobile or fixed line)", field=field
+            f"{number.e164} is a {number.type.label}, not a subscriber's number (mobile or fixed line)",
+            field=field,
         )
     return number
 
@@ -90,7 +93,7 @@ def check_list_capacity(current_size: int, adding: int, limit: int, list_name: L
 
 
 def consent_retain_until(withdrawn_at: datetime, retention_days: int) -> datetime:
-    """Proof of consent is kept at least five months after withdrawal (2020 draft, consent proof ≥ 5 months)."""
+    """Proof of consent is kept at least five months after withdrawal (2020 draft: proof ≥ 5 months)."""
     return withdrawn_at + timedelta(days=retention_days)
 
 

@@ -11,13 +11,16 @@ from quietline.platform.db import Base, UtcDateTime
 
 
 class RefusalRow(Base):
-    """The current refusal state per (number, category, channel); history lives in the audit log."""
+    """The current refusal state per (number, category, channel); history lives in the audit log.
+
+    The unique constraint's index (number first) serves lookups by number; no second index is kept.
+    """
 
     __tablename__ = "registry_refusals"
     __table_args__ = (UniqueConstraint("number", "category", "channel"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    number: Mapped[str] = mapped_column(String(24), index=True)
+    number: Mapped[str] = mapped_column(String(24))
     category: Mapped[str] = mapped_column(String(32))
     channel: Mapped[str] = mapped_column(String(8))
     active: Mapped[bool] = mapped_column(Boolean)

@@ -45,7 +45,8 @@ def refusals(session: Session, number: str, now: datetime | None = None) -> list
         .order_by(RefusalRow.category, RefusalRow.channel)
     )
     states = [
-        model.RefusalState(r.number, r.category, Channel(r.channel), r.active, r.since, r.valid_until) for r in rows
+        model.RefusalState(r.number, r.category, Channel(r.channel), r.active, r.since, r.valid_until)
+        for r in rows
     ]
     return [s for s in states if now is None or s.effective(now)]
 
@@ -145,15 +146,15 @@ def iter_active_refusals(session: Session, now: datetime) -> Iterator[tuple[str,
     query = select(RefusalRow.number, RefusalRow.category, RefusalRow.channel).where(
         RefusalRow.active.is_(True), or_(RefusalRow.valid_until.is_(None), RefusalRow.valid_until > now)
     )
-    for number, category, channel in session.execute(query.execution_options(yield_per=50_000)):
-        yield number, category, channel
+    yield from session.execute(query.execution_options(yield_per=50_000))
 
 
 def iter_personal_lists(session: Session) -> Iterator[tuple[str, str, str, str]]:
     """(owner, list, kind, value) for every personal list entry."""
-    query = select(PersonalListRow.owner, PersonalListRow.list_name, PersonalListRow.kind, PersonalListRow.value)
-    for owner, list_name, kind, value in session.execute(query.execution_options(yield_per=50_000)):
-        yield owner, list_name, kind, value
+    query = select(
+        PersonalListRow.owner, PersonalListRow.list_name, PersonalListRow.kind, PersonalListRow.value
+    )
+    yield from session.execute(query.execution_options(yield_per=50_000))
 
 
 def iter_system_lists(session: Session) -> Iterator[tuple[str, str, str]]:
@@ -161,8 +162,7 @@ def iter_system_lists(session: Session) -> Iterator[tuple[str, str, str]]:
     query = select(SystemListRow.list_name, SystemListRow.number, SystemListRow.reason).where(
         SystemListRow.active.is_(True)
     )
-    for list_name, number, reason in session.execute(query):
-        yield list_name, number, reason
+    yield from session.execute(query)
 
 
 def iter_effective_consents(session: Session) -> Iterator[tuple[str, str, str, str]]:
@@ -186,5 +186,4 @@ def iter_effective_consents(session: Session) -> Iterator[tuple[str, str, str, s
     query = select(ConsentRow.enterprise, ConsentRow.number, ConsentRow.category, ConsentRow.channel).where(
         and_(ConsentRow.withdrawn_at.is_(None), ~overtaken)
     )
-    for enterprise, number, category, channel in session.execute(query.execution_options(yield_per=50_000)):
-        yield enterprise, number, category, channel
+    yield from session.execute(query.execution_options(yield_per=50_000))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Form, Request
+from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -28,6 +28,8 @@ from quietline.vocabulary import ALL_CATEGORIES, Category, Channel, Role, Vocabu
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
+#: Portal pages are HTML for people, not API: they stay out of the OpenAPI schema.
+router = APIRouter(include_in_schema=False)
 
 ACTION_LABELS = {
     "registry.refuse": "谢绝营销",
@@ -73,126 +75,155 @@ def _describe_history(entry: Any) -> str:
         channel = Channel(data["channel"]).label if data.get("channel") in ("call", "sms") else ""
         return f"{category_label(data['category'])} · {channel}"
     if "kind" in data:
-        if data["kind"] == EntryKind.INTERNATIONAL.value:
-            return "全部国际来电"
-        return f"{data.get('value')}{'*' if data['kind'] == EntryKind.PREFIX.value else ''}"
+        return _display(str(data["kind"]), str(data.get("value", "")))
     return ""
+
+
+def _role_label(actor: str) -> str:
+    try:
+        return Role(actor.split(":", 1)[0]).label
+    except ValueError:
+        return actor
+
+
+def _display(kind: str, value: str) -> str:
+    """How a list entry reads to a person: numbers as dialled in China, prefixes with a star."""
+    if kind == EntryKind.INTERNATIONAL.value:
+        return "全部国际来电"
+    if kind == EntryKind.PREFIX.value:
+        return f"{value}*"
+    return parse(value).national
 
 
 def install(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.include_router(router)
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def home(request: Request) -> Response:
-        if _subscriber(request) is not None:
-            return RedirectResponse("/me", status_code=303)
-        return _page(request, "home.html")
 
-    @app.post("/login/code", response_class=HTMLResponse, include_in_schema=False)
-    def send_code(request: Request, number: str = Form("")) -> Response:
-        try:
-            sent = accounts.request_code(_rt(request), number, client=client_id(request))
-        except QuietlineError as exc:
-            return _page(request, "home.html", status_code=exc.status, error=exc.message, number=number)
-        return _page(request, "verify.html", number=sent.number, notice="验证码已发送，5分钟内有效。")
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request) -> Response:
+    if _subscriber(request) is not None:
+        return RedirectResponse("/me", status_code=303)
+    return _page(request, "home.html")
 
-    @app.post("/login/verify", response_class=HTMLResponse, include_in_schema=False)
-    def verify(request: Request, number: str = Form(""), code: str = Form("")) -> Response:
-        try:
-            issued = accounts.verify_code(_rt(request), number, code, client=client_id(request))
-        except QuietlineError as exc:
-            return _page(request, "verify.html", status_code=exc.status, error=exc.message, number=number)
-        response = RedirectResponse("/me", status_code=303)
-        response.set_cookie(
-            SESSION_COOKIE, issued.token, httponly=True, samesite="lax", secure=request.url.scheme == "https"
-        )
-        return response
 
-    @app.post("/logout", include_in_schema=False)
-    def logout(request: Request) -> Response:
-        actor = _subscriber(request)
-        if actor is not None:
-            accounts.end_session(_rt(request), actor)
-        response = _to_login()
-        response.delete_cookie(SESSION_COOKIE)
-        return response
+@router.post("/login/code", response_class=HTMLResponse)
+def send_code(request: Request, number: str = Form("")) -> Response:
+    try:
+        sent = accounts.request_code(_rt(request), number, client=client_id(request))
+    except QuietlineError as exc:
+        return _page(request, "home.html", status_code=exc.status, error=exc.message, number=number)
+    return _page(request, "verify.html", number=sent.number, notice="验证码已发送，5分钟内有效。")
 
-    @app.get("/me", response_class=HTMLResponse, include_in_schema=False)
-    def preferences(request: Request, saved: int = 0) -> Response:
-        actor = _subscriber(request)
-        if actor is None:
-            return _to_login()
-        return _preferences_page(request, actor, notice="已保存，即时生效。确认短信已发送。" if saved else None)
 
-    @app.post("/me", response_class=HTMLResponse, include_in_schema=False)
-    async def save_preferences(request: Request) -> Response:
-        actor = _subscriber(request)
-        if actor is None:
-            return _to_login()
-        form = await request.form()
-        wanted: list[tuple[Category | None, Channel]] = []
-        try:
-            for channel in Channel:
-                for value in form.getlist(f"refuse_{channel.value}"):
-                    text = str(value)
-                    category = None if text == ALL_CATEGORIES else Category.parse(text)
-                    wanted.append((category, channel))
-            actions.set_refusals(_rt(request), actor, parse(actor.subject), wanted)
-        except (QuietlineError, VocabularyError) as exc:
-            return _preferences_page(request, actor, error=str(exc), status_code=422)
-        return RedirectResponse("/me?saved=1", status_code=303)
+@router.post("/login/verify", response_class=HTMLResponse)
+def verify(request: Request, number: str = Form(""), code: str = Form("")) -> Response:
+    try:
+        issued = accounts.verify_code(_rt(request), number, code, client=client_id(request))
+    except QuietlineError as exc:
+        return _page(request, "verify.html", status_code=exc.status, error=exc.message, number=number)
+    response = RedirectResponse("/me", status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE, issued.token, httponly=True, samesite="lax", secure=request.url.scheme == "https"
+    )
+    return response
 
-    @app.get("/me/lists", response_class=HTMLResponse, include_in_schema=False)
-    def lists(request: Request) -> Response:
-        actor = _subscriber(request)
-        if actor is None:
-            return _to_login()
-        return _lists_page(request, actor)
 
-    @app.post("/me/lists", response_class=HTMLResponse, include_in_schema=False)
-    def change_list(
-        request: Request,
-        op: str = Form("add"),
-        list_name: str = Form("block"),
-        kind: str = Form("number"),
-        value: str = Form(""),
-    ) -> Response:
-        actor = _subscriber(request)
-        if actor is None:
-            return _to_login()
-        try:
-            owner = parse(actor.subject)
-            name, entry_kind = ListName(list_name), EntryKind(kind)
-            if op == "remove":
-                actions.remove_list_entry(_rt(request), actor, owner, name, entry_kind, value)
-            else:
-                actions.add_list_entry(_rt(request), actor, owner, name, entry_kind, value)
-        except (QuietlineError, ValueError) as exc:
-            message = exc.message if isinstance(exc, QuietlineError) else "无效的名单或类型"
-            return _lists_page(request, actor, error=message, status_code=422)
-        return _lists_page(request, actor, notice="名单已更新，即时生效。")
+@router.post("/logout")
+def logout(request: Request) -> Response:
+    actor = _subscriber(request)
+    if actor is not None:
+        accounts.end_session(_rt(request), actor)
+    response = _to_login()
+    response.delete_cookie(SESSION_COOKIE)
+    return response
 
-    @app.get("/me/history", response_class=HTMLResponse, include_in_schema=False)
-    def history(request: Request) -> Response:
-        actor = _subscriber(request)
-        if actor is None:
-            return _to_login()
-        with _rt(request).sessions() as session:
-            entries = queries.history(session, actor.subject)
-        rows = [
-            {
-                "at": e.at,
-                "action": ACTION_LABELS.get(e.action, e.action),
-                "detail": _describe_history(e),
-                "by": "本人" if e.actor == str(actor) else e.actor.split(":")[0],
-            }
-            for e in entries
-        ]
-        return _page(request, "history.html", rows=rows)
+
+@router.get("/me", response_class=HTMLResponse)
+def preferences(request: Request, saved: int = 0) -> Response:
+    actor = _subscriber(request)
+    if actor is None:
+        return _to_login()
+    return _preferences_page(request, actor, notice="已保存，即时生效。确认短信已发送。" if saved else None)
+
+
+@router.post("/me", response_class=HTMLResponse)
+async def save_preferences(request: Request) -> Response:
+    actor = _subscriber(request)
+    if actor is None:
+        return _to_login()
+    form = await request.form()
+    wanted: list[tuple[Category | None, Channel]] = []
+    try:
+        for channel in Channel:
+            for value in form.getlist(f"refuse_{channel.value}"):
+                text = str(value)
+                category = None if text == ALL_CATEGORIES else Category.parse(text)
+                wanted.append((category, channel))
+        actions.set_refusals(_rt(request), actor, parse(actor.subject), wanted)
+    except (QuietlineError, VocabularyError) as exc:
+        return _preferences_page(request, actor, error=str(exc), status_code=422)
+    return RedirectResponse("/me?saved=1", status_code=303)
+
+
+@router.get("/me/lists", response_class=HTMLResponse)
+def lists(request: Request) -> Response:
+    actor = _subscriber(request)
+    if actor is None:
+        return _to_login()
+    return _lists_page(request, actor)
+
+
+@router.post("/me/lists", response_class=HTMLResponse)
+def change_list(
+    request: Request,
+    op: str = Form("add"),
+    list_name: str = Form("block"),
+    kind: str = Form("number"),
+    value: str = Form(""),
+) -> Response:
+    actor = _subscriber(request)
+    if actor is None:
+        return _to_login()
+    try:
+        owner = parse(actor.subject)
+        name, entry_kind = ListName(list_name), EntryKind(kind)
+        if op == "remove":
+            actions.remove_list_entry(_rt(request), actor, owner, name, entry_kind, value)
+        else:
+            actions.add_list_entry(_rt(request), actor, owner, name, entry_kind, value)
+    except (QuietlineError, ValueError) as exc:
+        message = exc.message if isinstance(exc, QuietlineError) else "无效的名单或类型"
+        return _lists_page(request, actor, error=message, status_code=422)
+    return _lists_page(request, actor, notice="名单已更新，即时生效。")
+
+
+@router.get("/me/history", response_class=HTMLResponse)
+def history(request: Request) -> Response:
+    actor = _subscriber(request)
+    if actor is None:
+        return _to_login()
+    with _rt(request).sessions() as session:
+        entries = queries.history(session, actor.subject)
+    rows = [
+        {
+            "at": e.at,
+            "action": ACTION_LABELS.get(e.action, e.action),
+            "detail": _describe_history(e),
+            "by": "本人" if e.actor.startswith("subscriber:") else _role_label(e.actor),
+        }
+        for e in entries
+    ]
+    return _page(request, "history.html", rows=rows)
 
 
 def _preferences_page(
-    request: Request, actor: Actor, *, notice: str | None = None, error: str | None = None, status_code: int = 200
+    request: Request,
+    actor: Actor,
+    *,
+    notice: str | None = None,
+    error: str | None = None,
+    status_code: int = 200,
 ) -> HTMLResponse:
     rt = _rt(request)
     with rt.sessions() as session:
@@ -211,7 +242,12 @@ def _preferences_page(
 
 
 def _lists_page(
-    request: Request, actor: Actor, *, notice: str | None = None, error: str | None = None, status_code: int = 200
+    request: Request,
+    actor: Actor,
+    *,
+    notice: str | None = None,
+    error: str | None = None,
+    status_code: int = 200,
 ) -> HTMLResponse:
     with _rt(request).sessions() as session:
         entries = queries.list_entries(session, actor.subject)
@@ -219,8 +255,8 @@ def _lists_page(
         request,
         "lists.html",
         status_code=status_code,
-        block=[e for e in entries if e.list_name == ListName.BLOCK.value],
-        allow=[e for e in entries if e.list_name == ListName.ALLOW.value],
+        block=[(e, _display(e.kind, e.value)) for e in entries if e.list_name == ListName.BLOCK.value],
+        allow=[(e, _display(e.kind, e.value)) for e in entries if e.list_name == ListName.ALLOW.value],
         presets=PRESET_PREFIXES,
         notice=notice,
         error=error,

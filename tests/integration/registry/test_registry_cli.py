@@ -117,7 +117,9 @@ def test_consent_grant_and_revoke(env: dict[str, str]) -> None:
         (("audit", "tail", "--limit", "0"), "limit"),
     ],
 )
-def test_bad_input_exits_2_with_one_line(sqlite_env: dict[str, str], args: tuple[str, ...], needle: str) -> None:
+def test_bad_input_exits_2_with_one_line(
+    sqlite_env: dict[str, str], args: tuple[str, ...], needle: str
+) -> None:
     r = run(sqlite_env, *args)
     assert r.returncode == 2, (r.stdout, r.stderr)
     lines = r.stderr.strip().splitlines()

@@ -15,7 +15,9 @@ NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 
 
 def test_refusal_with_validity_stops_being_effective_when_it_ends() -> None:
-    state = model.RefusalState("+8613800138000", "loan_finance", Channel.CALL, True, NOW, NOW + timedelta(days=1))
+    state = model.RefusalState(
+        "+8613800138000", "loan_finance", Channel.CALL, True, NOW, NOW + timedelta(days=1)
+    )
     assert state.effective(NOW + timedelta(hours=23))
     assert not state.effective(NOW + timedelta(days=1))
 

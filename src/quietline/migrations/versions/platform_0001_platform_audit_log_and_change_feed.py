@@ -34,8 +34,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_log")),
     )
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_audit_log_action"), ["action"], unique=False)
-        batch_op.create_index(batch_op.f("ix_audit_log_actor"), ["actor"], unique=False)
         batch_op.create_index(batch_op.f("ix_audit_log_at"), ["at"], unique=False)
         batch_op.create_index(batch_op.f("ix_audit_log_subject"), ["subject"], unique=False)
 
@@ -89,8 +87,6 @@ def downgrade() -> None:
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_log_subject"))
         batch_op.drop_index(batch_op.f("ix_audit_log_at"))
-        batch_op.drop_index(batch_op.f("ix_audit_log_actor"))
-        batch_op.drop_index(batch_op.f("ix_audit_log_action"))
 
     op.drop_table("audit_log")
     # ### end Alembic commands ###
