@@ -7,6 +7,7 @@ HttpOnly and SameSite=Lax, so a cross-site form cannot post with it.
 
 from __future__ import annotations
 
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +21,14 @@ from quietline.accounts.model import SESSION_COOKIE
 from quietline.api.auth import client_id, current_actor
 from quietline.numbers import parse
 from quietline.platform.actor import Actor
-from quietline.platform.errors import QuietlineError
+from quietline.platform.errors import InvalidInput, QuietlineError
 from quietline.platform.runtime import Runtime
 from quietline.registry import actions, queries
 from quietline.registry.model import PRESET_PREFIXES, EntryKind, ListName, category_label
 from quietline.vocabulary import ALL_CATEGORIES, Category, Channel, Role, VocabularyError
 
 HERE = Path(__file__).resolve().parent
+CHINA_TIME = timezone(timedelta(hours=8), "CST")
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 #: Portal pages are HTML for people, not API: they stay out of the OpenAPI schema.
 router = APIRouter(include_in_schema=False)
@@ -77,6 +79,17 @@ def _describe_history(entry: Any) -> str:
     if "kind" in data:
         return _display(str(data["kind"]), str(data.get("value", "")))
     return ""
+
+
+def _end_of_day(text: str) -> datetime | None:
+    """A date picked in the portal means the end of that day, China time (UTC+8)."""
+    if not text:
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput("有效期格式应为 YYYY-MM-DD", field="valid_until") from None
+    return datetime.combine(day + timedelta(days=1), time(), CHINA_TIME)
 
 
 def _role_label(actor: str) -> str:
@@ -160,9 +173,11 @@ async def save_preferences(request: Request) -> Response:
                 text = str(value)
                 category = None if text == ALL_CATEGORIES else Category.parse(text)
                 wanted.append((category, channel))
-        actions.set_refusals(_rt(request), actor, parse(actor.subject), wanted)
+        valid_until = _end_of_day(str(form.get("valid_until") or "").strip())
+        actions.set_refusals(_rt(request), actor, parse(actor.subject), wanted, valid_until=valid_until)
     except (QuietlineError, VocabularyError) as exc:
-        return _preferences_page(request, actor, error=str(exc), status_code=422)
+        message = exc.message if isinstance(exc, QuietlineError) else str(exc)
+        return _preferences_page(request, actor, error=message, status_code=422)
     return RedirectResponse("/me?saved=1", status_code=303)
 
 
@@ -234,6 +249,7 @@ def _preferences_page(
         "preferences.html",
         status_code=status_code,
         categories=[(ALL_CATEGORIES, "全部营销"), *Category.choices()],
+        today=rt.clock.now().astimezone(CHINA_TIME).date().isoformat(),
         channels=list(Channel),
         refused=refused,
         notice=notice,
