@@ -29,6 +29,8 @@ from quietline.callerauth.tn import canonical_tn
 
 ALG = "ES256"
 PPT = "shaken"
+#: RFC 8946: the PASSporT a diverting (forwarding) provider adds.
+PPT_DIV = "div"
 TYP = "passport"
 _P256_BYTES = 32
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
@@ -160,9 +162,9 @@ def sign(passport: ShakenPassport, key: ec.EllipticCurvePrivateKey) -> str:
     return signing_input + "." + b64url_encode(signature)
 
 
-def identity_header(token: str, x5u: str) -> str:
+def identity_header(token: str, x5u: str, ppt: str = PPT) -> str:
     """The SIP Identity header value (RFC 8224 §4.1; ``info`` in angle brackets per its ABNF)."""
-    return f"{token};info=<{x5u}>;alg={ALG};ppt={PPT}"
+    return f"{token};info=<{x5u}>;alg={ALG};ppt={ppt}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +247,63 @@ def to_passport(decoded: DecodedToken) -> ShakenPassport:
         iat=iat,
         origid=origid,
         x5u=x5u,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DivPassport:
+    """A diversion PASSporT (RFC 8946 §3): the call from ``orig`` to ``div_tn`` was forwarded to
+    ``dest_tns`` by the provider holding the ``x5u`` credential."""
+
+    orig_tn: str
+    dest_tns: tuple[str, ...]
+    div_tn: str
+    iat: int
+    x5u: str
+
+    def header(self) -> dict[str, Any]:
+        return {"alg": ALG, "ppt": PPT_DIV, "typ": TYP, "x5u": self.x5u}
+
+    def claims(self) -> dict[str, Any]:
+        return {
+            "dest": {"tn": list(self.dest_tns)},
+            "div": {"tn": self.div_tn},
+            "iat": self.iat,
+            "orig": {"tn": self.orig_tn},
+        }
+
+
+def sign_div(div: DivPassport, key: ec.EllipticCurvePrivateKey) -> str:
+    """The compact JWS of a ``div`` PASSporT (same serialisation as SHAKEN, RFC 8946 §3)."""
+    signing_input = (
+        b64url_encode(canonical_json(div.header())) + "." + b64url_encode(canonical_json(div.claims()))
+    )
+    signature = der_to_raw(key.sign(signing_input.encode("ascii"), _ECDSA_SHA256))
+    return signing_input + "." + b64url_encode(signature)
+
+
+def to_div(decoded: DecodedToken) -> DivPassport:
+    """Check a ``div`` PASSporT's header and claims (RFC 8946 §3)."""
+    h, c = decoded.header, decoded.claims
+    if h.get("alg") != ALG or h.get("ppt") != PPT_DIV:
+        raise PassportFormatError("a div PASSporT has alg ES256 and ppt div (RFC 8946 §3)")
+    x5u = h.get("x5u")
+    div, orig, dest, iat = c.get("div"), c.get("orig"), c.get("dest"), c.get("iat")
+    if not isinstance(x5u, str) or not x5u:
+        raise PassportFormatError("header has no x5u (RFC 8225 §5.1.1)")
+    if not isinstance(div, dict) or not isinstance(div.get("tn"), str):
+        raise PassportFormatError('div must be an object {"tn": "..."} (RFC 8946 §3)')
+    if not isinstance(orig, dict) or not isinstance(orig.get("tn"), str):
+        raise PassportFormatError('orig must be an object {"tn": "..."} (RFC 8225 §5.2.1)')
+    if not isinstance(dest, dict):
+        raise PassportFormatError('dest must be an object {"tn": [...]} (RFC 8225 §5.2.1)')
+    dests = [dest.get("tn")] if isinstance(dest.get("tn"), str) else dest.get("tn")
+    if not isinstance(dests, list) or not dests or not all(isinstance(d, str) for d in dests):
+        raise PassportFormatError("dest.tn must list telephone numbers (RFC 8225 §5.2.1)")
+    if not isinstance(iat, int) or isinstance(iat, bool):
+        raise PassportFormatError("iat must be an integer NumericDate (RFC 8225 §5.1.1)")
+    return DivPassport(
+        orig["tn"].lstrip("+"), tuple(d.lstrip("+") for d in dests), div["tn"].lstrip("+"), iat, x5u
     )
 
 

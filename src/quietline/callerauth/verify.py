@@ -14,7 +14,8 @@ Time is passed in (``now``); the verifier never reads a clock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import IntEnum, StrEnum
 from typing import Any
@@ -79,6 +80,7 @@ class Verdict:
     x5u: str | None = None
     signer: str | None = None
     chain_checked: bool = False
+    diverted_from: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -92,6 +94,8 @@ class Verdict:
             "signer": self.signer,
             "chain_checked": self.chain_checked,
         }
+        if self.diverted_from is not None:
+            out["diverted_from"] = self.diverted_from
         if self.reason_code is not None:
             out["reason_code"] = int(self.reason_code)
             out["reason_phrase"] = self.reason_code.phrase
@@ -107,6 +111,25 @@ class _Credential:
     signer: str
     usable_until: datetime
     fresh_until: datetime | None
+
+
+def _sort_headers(headers: Sequence[str]) -> tuple[list[pp.IdentityHeader], list[pp.IdentityHeader]]:
+    """Split a call's Identity headers into SHAKEN and ``div`` PASSporTs (by ``ppt``)."""
+    shaken: list[pp.IdentityHeader] = []
+    diversions: list[pp.IdentityHeader] = []
+    for text in headers:
+        parsed = pp.parse_identity_header(text)
+        kind = str(pp.decode(parsed.token).header.get("ppt"))
+        if parsed.ppt is not None and parsed.ppt != kind:
+            # RFC 8225 §8.1 / RFC 8224 §4.1: the ppt parameter repeats the token's ppt.
+            raise pp.PassportFormatError(f"ppt parameter {parsed.ppt!r} does not match the token's {kind!r}")
+        (diversions if kind == pp.PPT_DIV else shaken).append(parsed)
+    return shaken, diversions
+
+
+def _same_tn(given: str | None, canonical: str, field: str) -> bool:
+    """Whether a number from the call (any spelling; None = not given) is the token's number."""
+    return given is None or given == canonical or canonical_tn(given, field) == canonical
 
 
 def _as_datetime(now: datetime | float) -> datetime:
@@ -196,32 +219,12 @@ class Verifier:
         except pp.PassportFormatError as exc:
             return Verdict(False, Verstat.FAILED, Reason.INVALID_IDENTITY_HEADER, str(exc))
         try:
-            if info is not None and info != passport.x5u:
-                # ATIS-1000074 §5.3.1: the info parameter and x5u must name the same certificate.
-                raise _Failure(Reason.BAD_IDENTITY_INFO, "info parameter does not match x5u")
-            credential = self._credential(passport.x5u, when)
-            if not decoded.verify_signature(credential.public_key):
-                raise _Failure(Reason.INVALID_IDENTITY_HEADER, "signature does not verify (RFC 8225 §7)")
-            age = when.timestamp() - passport.iat
-            if abs(age) > self.freshness_seconds:
-                raise _Failure(
-                    Reason.STALE_DATE,
-                    f"iat is {int(age)} s from the call time "
-                    f"(limit {self.freshness_seconds} s, RFC 8224 §6.2.1)",
-                )
-            if (
-                orig is not None
-                and orig != passport.orig_tn
-                and canonical_tn(orig, "orig") != passport.orig_tn
-            ):
+            credential = self._check_signed(decoded, passport.x5u, passport.iat, info, when)
+            if not _same_tn(orig, passport.orig_tn, "orig"):
                 raise _Failure(
                     Reason.INVALID_IDENTITY_HEADER, "orig.tn is not the calling number (RFC 8224 §6.2.3)"
                 )
-            if (
-                dest is not None
-                and dest not in passport.dest_tns
-                and canonical_tn(dest, "dest") not in passport.dest_tns
-            ):
+            if dest is not None and not any(_same_tn(dest, tn, "dest") for tn in passport.dest_tns):
                 raise _Failure(
                     Reason.INVALID_IDENTITY_HEADER,
                     "dest.tn does not name the called number (RFC 8224 §6.2.3)",
@@ -242,6 +245,104 @@ class Verifier:
         except _Failure as failure:
             return self._verdict(passport, reason=failure.reason, message=failure.message)
         return self._verdict(passport, signer=credential.signer)
+
+    def _check_signed(
+        self, decoded: pp.DecodedToken, x5u: str, iat: int, info: str | None, when: datetime
+    ) -> _Credential:
+        """Certificate, signature and freshness: what every PASSporT type shares."""
+        if info is not None and info != x5u:
+            # ATIS-1000074 §5.3.1: the info parameter and x5u must name the same certificate.
+            raise _Failure(Reason.BAD_IDENTITY_INFO, "info parameter does not match x5u")
+        credential = self._credential(x5u, when)
+        if not decoded.verify_signature(credential.public_key):
+            raise _Failure(Reason.INVALID_IDENTITY_HEADER, "signature does not verify (RFC 8225 §7)")
+        age = when.timestamp() - iat
+        if abs(age) > self.freshness_seconds:
+            raise _Failure(
+                Reason.STALE_DATE,
+                f"iat is {int(age)} s from the call time (limit {self.freshness_seconds} s, RFC 8224 §6.2.1)",
+            )
+        return credential
+
+    def verify_call(
+        self,
+        headers: Sequence[str],
+        *,
+        now: datetime | float,
+        orig: str | None = None,
+        dest: str | None = None,
+    ) -> Verdict:
+        """Verify the Identity headers of one call, which may hold a SHAKEN PASSporT and, for a
+        forwarded call, a ``div`` PASSporT (RFC 8946) from the diverting provider.
+
+        A SHAKEN token naming the called number is verified directly. Otherwise a valid ``div``
+        token whose ``dest`` is the called number and whose ``orig`` is the caller lets the SHAKEN
+        token be checked against the original called number (``div.tn``), one diversion deep.
+        """
+        if not headers:
+            return self.verify_identity(None, now=now, orig=orig, dest=dest)
+        try:
+            shaken, diversions = _sort_headers(headers)
+        except pp.PassportFormatError as exc:
+            return Verdict(False, Verstat.FAILED, Reason.INVALID_IDENTITY_HEADER, str(exc))
+        if not shaken:
+            return Verdict(
+                False, Verstat.FAILED, Reason.INVALID_IDENTITY_HEADER, "no SHAKEN PASSporT among the headers"
+            )
+        direct = self._first_for_dest(shaken, dest)
+        if direct is not None or not diversions:
+            first = direct or shaken[0]
+            return self.verify_token(first.token, now=now, orig=orig, dest=dest, info=first.info)
+        return self._verify_diverted(shaken, diversions, now=now, orig=orig, dest=dest)
+
+    def _verify_diverted(
+        self,
+        shaken: Sequence[pp.IdentityHeader],
+        diversions: Sequence[pp.IdentityHeader],
+        *,
+        now: datetime | float,
+        orig: str | None,
+        dest: str | None,
+    ) -> Verdict:
+        when = _as_datetime(now)
+        for header in diversions:
+            try:
+                decoded = pp.decode(header.token)
+                div = pp.to_div(decoded)
+                self._check_signed(decoded, div.x5u, div.iat, header.info, when)
+                if not _same_tn(orig, div.orig_tn, "orig"):
+                    raise _Failure(Reason.INVALID_IDENTITY_HEADER, "orig is not the caller (RFC 8946 §3)")
+            except pp.PassportFormatError as exc:
+                return Verdict(False, Verstat.FAILED, Reason.INVALID_IDENTITY_HEADER, f"div: {exc}")
+            except _Failure as failure:
+                return Verdict(False, Verstat.FAILED, failure.reason, f"div: {failure.message}")
+            if dest is not None and not any(_same_tn(dest, tn, "dest") for tn in div.dest_tns):
+                continue
+            original = self._first_for_dest(shaken, div.div_tn)
+            if original is not None:
+                verdict = self.verify_token(
+                    original.token, now=now, orig=orig, dest=div.div_tn, info=original.info
+                )
+                return replace(verdict, diverted_from=div.div_tn)
+        return Verdict(
+            False,
+            Verstat.FAILED,
+            Reason.INVALID_IDENTITY_HEADER,
+            "no PASSporT names the called number, directly or through a diversion (RFC 8946)",
+        )
+
+    @staticmethod
+    def _first_for_dest(headers: Sequence[pp.IdentityHeader], dest: str | None) -> pp.IdentityHeader | None:
+        for header in headers:
+            if dest is None:
+                return header
+            try:
+                dests = pp.to_passport(pp.decode(header.token)).dest_tns
+            except pp.PassportFormatError:
+                continue
+            if any(_same_tn(dest, tn, "dest") for tn in dests):
+                return header
+        return None
 
     def _verdict(
         self,

@@ -97,6 +97,18 @@ def sign(
     sys.stdout.write((pp.identity_header(token, passport.x5u) if header else token) + "\n")
 
 
+def _header_lines(text: str) -> list[str]:
+    """One Identity header per line; a line starting with white space continues the previous one
+    (SIP header folding, RFC 3261 §7.3.1)."""
+    headers: list[str] = []
+    for line in text.splitlines():
+        if line[:1] in (" ", "\t") and headers:
+            headers[-1] += " " + line.strip()
+        elif line.strip():
+            headers.append(line.strip())
+    return headers
+
+
 @app.command("verify")
 def verify(
     *,
@@ -141,9 +153,13 @@ def verify(
     verifier = Verifier(fetcher, trust_store)
     when = _now(now)
     if header_file is not None:
-        verdict = verifier.verify_identity(
-            _read(header_file, "--identity-header"), now=when, orig=orig, dest=dest
-        )
+        headers = _header_lines(_read(header_file, "--identity-header"))
+        if len(headers) > 1:  # a forwarded call: SHAKEN plus div PASSporTs (RFC 8946)
+            verdict = verifier.verify_call(headers, now=when, orig=orig, dest=dest)
+        else:
+            verdict = verifier.verify_identity(
+                headers[0] if headers else None, now=when, orig=orig, dest=dest
+            )
     elif passport_file is not None:
         verdict = verifier.verify_token(
             _read(passport_file, "--passport").strip(), now=when, orig=orig, dest=dest

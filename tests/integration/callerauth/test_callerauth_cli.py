@@ -238,3 +238,29 @@ def test_real_process_keeps_the_contract(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("error: ")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_verify_a_forwarded_call_from_a_header_file(run: InProcess, pki: Path, tmp_path: Path) -> None:
+    from quietline.callerauth import passport as pp
+    from quietline.callerauth.ca import load_private_key
+
+    iat = int(time.time())
+    key = load_private_key(pki / "sp.key")
+    shaken = pp.build(orig="8613800138000", dest="8613912345678", attest="A", x5u=X5U, iat=iat)
+    div = pp.DivPassport("8613800138000", ("8613700137000",), "8613912345678", iat, X5U)
+    token = pp.sign(shaken, key)
+    folded = pp.identity_header(token, X5U).replace(";info=", "\r\n  ;info=")
+    (tmp_path / "h.txt").write_text(
+        f"{folded}\r\n{pp.identity_header(pp.sign_div(div, key), X5U, ppt=pp.PPT_DIV)}\r\n"
+    )
+    result = run("verify", "--identity-header", str(tmp_path / "h.txt"), "--cert", str(pki / "sp.pem"),
+                 "--trust", str(pki / "ca" / "ca.pem"), "--dest", "8613700137000",
+                 "--now", str(iat), "--json")  # fmt: skip
+    verdict = json.loads(result.stdout)
+    assert verdict["valid"] is True, verdict
+    assert verdict["diverted_from"] == "8613912345678"
+    (tmp_path / "empty.txt").write_text("\n")
+    none = run(
+        "verify", "--identity-header", str(tmp_path / "empty.txt"), "--cert", str(pki / "sp.pem"), "--json"
+    )
+    assert json.loads(none.stdout)["reason_code"] == 428

@@ -321,3 +321,60 @@ def _self_signed(key: ec.EllipticCurvePrivateKey) -> Any:
 
 
 _CERT = _self_signed(_KEY)
+
+
+FORWARD_TO = "8613700137000"
+DIV_X5U = "https://cert.example.cn/diverter.pem"
+
+
+def _diverter(pki: Any) -> Any:
+    """The forwarding provider's key; its certificate is served at DIV_X5U."""
+    key, cert = pki.ca.issue(now=NOW, spc="5678")
+    pki.store.add(DIV_X5U, [cert, pki.ca.cert])
+    return key
+
+
+def _div(key: Any, *, orig: str = ORIG, div_tn: str = DEST, iat: int = T) -> str:
+    div = pp.DivPassport(orig, (FORWARD_TO,), div_tn, iat, DIV_X5U)
+    return pp.identity_header(pp.sign_div(div, key), DIV_X5U, ppt=pp.PPT_DIV)
+
+
+def test_forwarded_call_verifies_through_its_div_passport(pki: Any) -> None:
+    shaken = pp.identity_header(pp.sign(_passport(attest="A"), pki.key), X5U)
+    div = _div(_diverter(pki))
+    verifier = pki.verifier()
+    verdict = verifier.verify_call([div, shaken], now=NOW, orig=ORIG, dest=FORWARD_TO)
+    assert verdict.valid, verdict.reason
+    assert verdict.diverted_from == DEST
+    assert verdict.attest is pp.Attestation.A
+    assert verdict.as_dict()["diverted_from"] == DEST
+    # Without the div PASSporT the forwarded-to number is not vouched for.
+    alone = verifier.verify_call([shaken], now=NOW, orig=ORIG, dest=FORWARD_TO)
+    assert alone.reason_code is Reason.INVALID_IDENTITY_HEADER
+    # A direct match needs no diversion.
+    assert verifier.verify_call([div, shaken], now=NOW, orig=ORIG, dest=DEST).diverted_from is None
+    assert verifier.verify_call([], now=NOW).reason_code is Reason.USE_IDENTITY_HEADER
+
+
+def test_bad_div_passports_fail(pki: Any) -> None:
+    shaken = pp.identity_header(pp.sign(_passport(), pki.key), X5U)
+    verifier = pki.verifier()
+    key = _diverter(pki)
+    wrong_orig = verifier.verify_call(
+        [shaken, _div(key, orig="8613800138001")], now=NOW, orig=ORIG, dest=FORWARD_TO
+    )
+    assert wrong_orig.reason_code is Reason.INVALID_IDENTITY_HEADER
+    stale = verifier.verify_call([shaken, _div(key, iat=T - 120)], now=NOW, orig=ORIG, dest=FORWARD_TO)
+    assert stale.reason_code is Reason.STALE_DATE
+    forged = _div(ec.generate_private_key(ec.SECP256R1()))
+    bad_sig = verifier.verify_call([shaken, forged], now=NOW, orig=ORIG, dest=FORWARD_TO)
+    assert bad_sig.reason_code is Reason.INVALID_IDENTITY_HEADER
+    assert bad_sig.reason.startswith("div: signature")
+    elsewhere = verifier.verify_call(
+        [shaken, _div(key, div_tn="8613912340000")], now=NOW, orig=ORIG, dest=FORWARD_TO
+    )
+    assert not elsewhere.valid
+    only_div = verifier.verify_call([_div(key)], now=NOW, orig=ORIG, dest=FORWARD_TO)
+    assert only_div.reason_code is Reason.INVALID_IDENTITY_HEADER
+    mislabelled = _div(key).replace("ppt=div", "ppt=shaken")
+    assert verifier.verify_call([shaken, mislabelled], now=NOW).reason_code is Reason.INVALID_IDENTITY_HEADER
