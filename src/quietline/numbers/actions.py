@@ -68,7 +68,9 @@ _stage_metadata = MetaData()
 _stage = Table(
     "ql_portability_stage",
     _stage_metadata,
-    Column("number", String(24), primary_key=True),
+    # No key: the validator already refuses repeated numbers, and the merge scans the stage once
+    # while probing ported_number's primary key, so an index here would only slow the load.
+    Column("number", String(24), nullable=False),
     Column("carrier", String(40), nullable=False),
     Column("ported_at", UtcDateTime, nullable=False),
     prefixes=["TEMPORARY"],
@@ -79,7 +81,7 @@ StageRow = tuple[str, str, datetime]
 
 
 def _validator(now: datetime) -> Callable[[Mapping[str, str], int], StageRow]:
-    seen: set[int] = set()
+    seen: set[str] = set()
 
     def validate(row: Mapping[str, str], _line: int) -> StageRow:
         number = parse(row["number"], field="number")
@@ -87,11 +89,11 @@ def _validator(now: datetime) -> Callable[[Mapping[str, str], int], StageRow]:
         carrier = portability.parse_port_target(row["carrier"])
         when_text = row.get("ported_at", "")
         ported_at = portability.parse_ported_at(when_text, now) if when_text else now
-        key = number.as_int
-        if key in seen:
-            raise InvalidInput(f"{number.e164} already appears on an earlier line", field="number")
-        seen.add(key)
-        return (number.e164, carrier, ported_at)
+        e164 = number.e164
+        if e164 in seen:
+            raise InvalidInput(f"{e164} already appears on an earlier line", field="number")
+        seen.add(e164)
+        return (e164, carrier, ported_at)
 
     return validate
 
@@ -114,7 +116,21 @@ def _write(session: Session, rows: Sequence[StageRow]) -> None:
             for row in rows:
                 copy.write_row(row)
         return
-    connection.execute(insert(_stage), [{"number": n, "carrier": c, "ported_at": t} for n, c, t in rows])
+    # SQLite: the driver's executemany with the times already in SQLAlchemy's storage format (the
+    # column type's own bind processor, memoised: most rows share the import time).
+    to_db = UtcDateTime().bind_processor(connection.dialect)
+    stored: dict[datetime, Any] = {}
+
+    def db_time(value: datetime) -> Any:
+        converted = stored.get(value)
+        if converted is None:
+            converted = stored[value] = to_db(value) if to_db is not None else value
+        return converted
+
+    connection.exec_driver_sql(
+        f"INSERT INTO {_stage.name} (number, carrier, ported_at) VALUES (?, ?, ?)",  # noqa: S608 - constant
+        [(number, carrier, db_time(when)) for number, carrier, when in rows],
+    )
 
 
 def _json_object(dialect: str, *pairs: tuple[str, ColumnElement[Any]]) -> ColumnElement[Any]:

@@ -55,7 +55,7 @@ class PhoneNumber:
         "_type",
     )
 
-    def __init__(  # noqa: PLR0917 - positional on purpose: the parser's hot path builds millions
+    def __init__(  # positional on purpose: the parser's hot path builds millions of these
         self,
         e164: str,
         national: str,

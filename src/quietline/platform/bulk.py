@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -144,36 +145,54 @@ class _Abort(Exception):
     """Raised inside the transaction to roll it back (all-or-nothing with bad rows)."""
 
 
-class _LineSource:
-    """Yields decoded lines of a binary file, counting bytes, hashing and noting bad encodings."""
+class _Meter(io.RawIOBase):
+    """Reads the file in large chunks, counting bytes (for progress) and hashing them (for audit)."""
 
-    def __init__(self, handle: Any, on_bad_line: Callable[[int, str], None]) -> None:
+    def __init__(self, handle: io.FileIO) -> None:
         self._handle = handle
-        self._on_bad_line = on_bad_line
         self.bytes_read = 0
-        self.line = 0
         self.hash = hashlib.sha256()
 
-    def __iter__(self) -> Iterator[str]:
-        for raw in self._handle:
-            self.line += 1
-            self.bytes_read += len(raw)
-            self.hash.update(raw)
-            data = raw[3:] if self.line == 1 and raw.startswith(b"\xef\xbb\xbf") else raw
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = self._handle.readinto(buffer)
+        if count:
+            self.bytes_read += count
+            self.hash.update(memoryview(buffer)[:count])
+        return count or 0
+
+
+def _text(meter: _Meter) -> io.TextIOWrapper:
+    # UTF-8 with an optional BOM. Undecodable bytes become lone surrogates (``surrogateescape``) so
+    # that the row holding them is reported with its line number instead of aborting the file.
+    return io.TextIOWrapper(
+        io.BufferedReader(meter, buffer_size=1 << 16),
+        encoding="utf-8-sig",
+        errors="surrogateescape",
+        newline="",
+    )
+
+
+def _undecodable(fields: Sequence[str]) -> bool:
+    """True when a field holds bytes that were not valid UTF-8 (decoded as lone surrogates)."""
+    for value in fields:
+        if not value.isascii():
             try:
-                yield data.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                self._on_bad_line(self.line, f"not valid UTF-8 text (byte {exc.start + 1})")
-                yield "\n"
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+    return False
 
 
-def _open(path: Path) -> Any:
+def _open(path: Path) -> io.FileIO:
     try:
         if not path.exists():
             raise BulkFileError(f"{path}: no such file", field="file")
         if not path.is_file():
             raise BulkFileError(f"{path}: not a regular file", field="file")
-        return path.open("rb")
+        return io.FileIO(path, "r")
     except OSError as exc:
         raise BulkFileError(f"{path}: cannot be read ({exc.strerror})", field="file") from None
 
@@ -230,7 +249,7 @@ def run_import(
         else:
             summary.errors_truncated = True
 
-    source = _LineSource(handle, lambda line, message: note_error(line, None, message))
+    source = _Meter(handle)
     try:
         with sessions.begin() as session:
             if spec.prepare is not None:
@@ -264,36 +283,52 @@ def run_import(
 
 
 def _records(
-    source: _LineSource, note_error: Callable[[int, str | None, str], None], plain_text: bool
+    text: io.TextIOWrapper, note_error: Callable[[int, str | None, str], None], plain_text: bool
 ) -> Iterator[tuple[int, list[str]]]:
     """(first physical line, fields) for every record; blank lines are skipped."""
     if plain_text:
-        for text in source:
-            value = text.strip()
+        for number, content in enumerate(text, start=1):
+            value = content.strip()
             if value:
-                yield source.line, [value]
+                yield number, [value]
         return
-    reader = csv.reader(source)
-    previous_end = source.line
+    reader = csv.reader(text)
+    previous_end = 0
     while True:
         try:
             fields = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
-            note_error(source.line, None, f"not valid CSV ({exc})")
-            previous_end = source.line
+            note_error(reader.line_num, None, f"not valid CSV ({exc})")
+            previous_end = reader.line_num
             continue
         line = previous_end + 1  # the record's first physical line (quoted fields may span lines)
-        previous_end = source.line
+        previous_end = reader.line_num
         if fields and (len(fields) > 1 or fields[0].strip()):
             yield line, fields
+
+
+def _header(records: Iterator[tuple[int, list[str]]], spec: ImportSpec[RowT], path: Path) -> list[str]:
+    """The column names: the checked header line, or the single column of a plain-text file."""
+    if spec.plain_text:
+        if len(spec.columns) != 1:
+            raise ValueError("a plain-text import has exactly one column")
+        return list(spec.columns)
+    header = next(records, (0, None))[1]
+    if header is None:
+        raise BulkFileError(f"{path}: the file is empty (a header line is required)", field="header")
+    if _undecodable(header):
+        raise BulkFileError(
+            f"{path}: the header is not valid UTF-8 text (save the file as CSV UTF-8)", field="header"
+        )
+    return _check_header(header, spec.columns, spec.optional_columns, path)
 
 
 def _stream(
     session: Session,
     *,
-    source: _LineSource,
+    source: _Meter,
     spec: ImportSpec[RowT],
     mode: ImportMode,
     summary: ImportSummary,
@@ -302,20 +337,8 @@ def _stream(
     total: int,
     path: Path,
 ) -> None:
-    records = _records(source, note_error, spec.plain_text)
-    if spec.plain_text:
-        if len(spec.columns) != 1:
-            raise ValueError("a plain-text import has exactly one column")
-        names = list(spec.columns)
-    else:
-        header = next(records, (0, None))[1]
-        if summary.rejected:  # the header line itself could not be decoded
-            raise BulkFileError(
-                f"{path}: the header is not valid UTF-8 text (save the file as CSV UTF-8)", field="header"
-            )
-        if header is None:
-            raise BulkFileError(f"{path}: the file is empty (a header line is required)", field="header")
-        names = _check_header(header, spec.columns, spec.optional_columns, path)
+    records = _records(_text(source), note_error, spec.plain_text)
+    names = _header(records, spec, path)
     width = len(names)
     validate = spec.validate
     batch: list[RowT] = []
@@ -325,7 +348,10 @@ def _stream(
         if len(fields) != width:
             note_error(line, None, f"expected {width} fields ({', '.join(names)}), got {len(fields)}")
             continue
-        row = dict(zip(names, (f.strip() for f in fields), strict=True))
+        if _undecodable(fields):
+            note_error(line, None, "not valid UTF-8 text (save the file as CSV UTF-8)")
+            continue
+        row = dict(zip(names, [f.strip() for f in fields], strict=True))
         try:
             value = validate(row, line)
         except InvalidInput as exc:
