@@ -9,6 +9,7 @@ any that fail for ``quietline complaints scan``.
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -44,17 +45,24 @@ def _rt(request: Request) -> Runtime:
     return runtime
 
 
+_TRANSPORT_LOCK = threading.Lock()
+
+
+def _transport(request: Request) -> webhooks.Transport:
+    """One HTTP client per process, shared by every request (creating one costs more than a post)."""
+    state = request.app.state
+    transport: webhooks.Transport | None = getattr(state, TRANSPORT_ATTR, None)
+    if transport is None:
+        with _TRANSPORT_LOCK:
+            transport = getattr(state, TRANSPORT_ATTR, None)
+            if transport is None:
+                transport = webhooks.HttpxTransport(timeout=5.0)
+                setattr(state, TRANSPORT_ATTR, transport)
+    return transport
+
+
 def _deliver(request: Request) -> None:
-    rt = _rt(request)
-    transport = getattr(request.app.state, TRANSPORT_ATTR, None)
-    if transport is not None:
-        actions.deliver_webhooks(rt, transport)
-        return
-    real = webhooks.HttpxTransport(timeout=5.0)
-    try:
-        actions.deliver_webhooks(rt, real)
-    finally:
-        real.close()
+    actions.deliver_webhooks(_rt(request), _transport(request))
 
 
 class ReportIn(BaseModel):

@@ -123,7 +123,6 @@ def _step(
         setattr(row, name, value)
     row.updated_at = now
     _store_due(row, calendar)
-    session.flush()
     _audit(session, actor, event.value, row, before=before, at=now)
 
 
@@ -156,6 +155,7 @@ def _payload(row: CaseRow) -> dict[str, Any]:
             "responsible_carrier": row.responsible_carrier,
             "responsible_company": row.responsible_company,
             "assisting_carrier": row.assisting_carrier,
+            "forwarded_at": row.forwarded_at.isoformat() if row.forwarded_at else None,
             "feedback_due": row.feedback_due.isoformat() if row.feedback_due else None,
         }
     }
@@ -266,7 +266,6 @@ def file_report(
             merged.report_count += 1
             merged.last_report_at = max(merged.last_report_at, received_at)
             merged.updated_at = now
-            session.flush()
             _audit(session, actor, "merged", merged, before=before, at=now)
             return queries.view(session, merged, merged=True, calendar=calendar)
         routing = route(reported, reporter.current_carrier, resolver.holder(session, reported.e164))
