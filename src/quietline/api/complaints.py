@@ -15,10 +15,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Request, status
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
 from quietline.api.auth import require
 from quietline.complaints import actions, queries, webhooks
 from quietline.complaints.actions import Filing
+from quietline.complaints.model import LedgerHolder
 from quietline.complaints.routing import NumbersResolver
 from quietline.platform.actor import Actor
 from quietline.platform.errors import InvalidInput
@@ -38,6 +40,17 @@ EndpointOwner = Annotated[Actor, Depends(require(Role.CARRIER, Role.ENTERPRISE, 
 
 #: Tests (and deployments with a proxy) may set ``app.state.complaints_webhook_transport``.
 TRANSPORT_ATTR = "complaints_webhook_transport"
+
+
+def ledger_holder(session: Session, e164: str) -> LedgerHolder | None:
+    """The enterprise whose line may present ``e164`` (callerauth's caller-number ledger). The ledger
+    does not record the connecting carrier, so routing falls back to the number's own carrier."""
+    from quietline.callerauth.queries import lines_presenting
+
+    rows = lines_presenting(session, e164.removeprefix("+"))
+    if not rows:
+        return None
+    return LedgerHolder(enterprise=rows[0].line.enterprise, connecting_carrier=None, name=rows[0].line.name)
 
 
 def _rt(request: Request) -> Runtime:
@@ -149,7 +162,7 @@ def file_complaint(
         description=body.description,
         source="api",
     )
-    view = actions.file_report(_rt(request), actor, filing, resolver=NumbersResolver())
+    view = actions.file_report(_rt(request), actor, filing, resolver=NumbersResolver(ledger_holder))
     background.add_task(_deliver, request)
     return _as_json(view)
 

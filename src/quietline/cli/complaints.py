@@ -14,10 +14,12 @@ from typing import Any
 
 import typer
 from rich.table import Table
+from sqlalchemy.orm import Session
 
 from quietline.cli.common import JSON_OPTION, cli_actor, console, emit_json, runtime
 from quietline.complaints import actions, queries, webhooks
 from quietline.complaints.actions import Filing
+from quietline.complaints.model import LedgerHolder
 from quietline.complaints.routing import NumbersResolver, Resolver
 from quietline.platform.errors import InvalidInput
 from quietline.platform.workdays import CHINA_TZ
@@ -50,9 +52,20 @@ def parse_day(value: str, field: str) -> date:
         raise InvalidInput(f"{value!r} is not an ISO 8601 date (YYYY-MM-DD)", field=field) from None
 
 
+def ledger_holder(session: Session, e164: str) -> LedgerHolder | None:
+    """The enterprise whose line may present ``e164`` (callerauth's caller-number ledger). The ledger
+    does not record the connecting carrier, so routing falls back to the number's own carrier."""
+    from quietline.callerauth.queries import lines_presenting
+
+    rows = lines_presenting(session, e164.removeprefix("+"))
+    if not rows:
+        return None
+    return LedgerHolder(enterprise=rows[0].line.enterprise, connecting_carrier=None, name=rows[0].line.name)
+
+
 def resolver() -> Resolver:
     """Numbers and portability from ``quietline.numbers``; the caller-number ledger when available."""
-    return NumbersResolver()
+    return NumbersResolver(ledger_holder)
 
 
 def _print_case(view: queries.CaseView, as_json: bool) -> None:
@@ -71,7 +84,7 @@ def _print_case(view: queries.CaseView, as_json: bool) -> None:
 
 
 @app.command("file")
-def file(  # noqa: PLR0917 - Typer passes every option positionally; the contract fixes the options
+def file(
     reporter: str = typer.Option(..., "--reporter", help="The reporter's mobile number."),
     reported: str = typer.Option(..., "--reported", help="The number reported."),
     channel: str = typer.Option(..., "--channel", help="call or sms."),

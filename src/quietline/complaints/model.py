@@ -313,7 +313,8 @@ class Routing:
 
     @property
     def resolved(self) -> bool:
-        return self.responsible_carrier is not None
+        """Someone can be held to the deadline: a carrier, or the enterprise holding the number."""
+        return self.responsible_carrier is not None or self.responsible_company is not None
 
     def recipients(self) -> list[tuple[str, str]]:
         """(party kind, party id) of everyone who gets the case."""

@@ -102,3 +102,37 @@ def test_report_inbox_answer_outcome_appeal(
     ).json()
     assert [(b["id"], b["stage"], b["kind"]) for b in late] == [(case["id"], "feedback", "breach")]
     assert api_client.get("/v1/complaints/breaches", headers=me).status_code == 403
+
+
+def test_400_number_in_the_caller_ledger_goes_to_its_enterprise(
+    runtime: Runtime, api_client: TestClient, credentials: Any
+) -> None:
+    from quietline.callerauth import actions as ledger
+    from quietline.platform.actor import Actor
+
+    uscc = credentials.enterprise_uscc
+    carrier = Actor(Role.CARRIER, "china_mobile")
+    ledger.register_line(runtime, carrier, code="L-400-1", enterprise=uscc, name="客服热线", kind="toll_free")
+    ledger.assign_number(runtime, carrier, line="L-400-1", number="4008123456", purpose="customer_service")
+    at = (runtime.clock.now() - timedelta(hours=1)).isoformat()
+    r = api_client.post(
+        "/v1/complaints",
+        json={"reported": "400-812-3456", "channel": "call", "at": at, "form": "recorded"},
+        headers=credentials.headers(Role.SUBSCRIBER),
+    )
+    case = r.json()
+    assert (case["state"], case["responsible_company"], case["route_basis"]) == (
+        "forwarded",
+        uscc,
+        "caller_number_ledger",
+    )
+    enterprise = credentials.headers(Role.ENTERPRISE)
+    assert [c["id"] for c in api_client.get("/v1/complaints/inbox", headers=enterprise).json()] == [
+        case["id"]
+    ]
+    done = api_client.post(
+        f"/v1/complaints/{case['id']}/respond",
+        json={"result": "unsubstantiated", "action": "该号码仅用于呼入客服，未外呼"},
+        headers=enterprise,
+    )
+    assert done.json()["state"] == "verified"
