@@ -40,6 +40,11 @@ def _rt(request: Request) -> Runtime:
 
 class VerifyIn(BaseModel):
     identity_header: str | None = Field(None, max_length=8192, description="SIP Identity header value.")
+    identity_headers: list[str] | None = Field(
+        None,
+        max_length=8,
+        description="Every Identity header of a forwarded call (SHAKEN and div, RFC 8946).",
+    )
     passport: str | None = Field(None, max_length=8192, description="A bare compact PASSporT.")
     certificate_pem: str = Field(max_length=65536, description="The signer's certificate chain (PEM).")
     trust_pem: list[str] = Field(default_factory=list, max_length=16, description="Trusted STI-CA roots.")
@@ -54,8 +59,11 @@ class VerifyIn(BaseModel):
 @router.post("/verify", summary="Verify a PASSporT or Identity header (carrier, operator)")
 def verify(body: VerifyIn, request: Request, _actor: Keeper) -> dict[str, Any]:
     """The certificate is supplied, not fetched: the API does not dereference caller-chosen URLs."""
-    if (body.identity_header is None) == (body.passport is None):
-        raise InvalidInput("give exactly one of identity_header or passport", field="identity_header")
+    given = [x for x in (body.identity_header, body.identity_headers, body.passport) if x is not None]
+    if len(given) != 1:
+        raise InvalidInput(
+            "give exactly one of identity_header, identity_headers or passport", field="identity_header"
+        )
     try:
         store = LocalCertificateStore()
         store.serve_for_any_url(load_certificates(body.certificate_pem.encode()))
@@ -66,10 +74,12 @@ def verify(body: VerifyIn, request: Request, _actor: Keeper) -> dict[str, Any]:
                 trust.add_crl_bytes(crl.encode())
     except (CertificateFetchError, UntrustedCertificate) as exc:
         raise InvalidInput(str(exc), field="certificate_pem") from exc
-    verifier = Verifier(store, trust)
+    verifier = Verifier(store, trust, require_tn_auth_list=trust is not None)  # as the CLI
     now = _rt(request).clock.now() if body.now is None else body.now
     if body.identity_header is not None:
         verdict = verifier.verify_identity(body.identity_header, now=now, orig=body.orig, dest=body.dest)
+    elif body.identity_headers is not None:
+        verdict = verifier.verify_call(body.identity_headers, now=now, orig=body.orig, dest=body.dest)
     else:
         verdict = verifier.verify_token(body.passport or "", now=now, orig=body.orig, dest=body.dest)
     return verdict.as_dict()

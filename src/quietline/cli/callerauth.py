@@ -150,7 +150,9 @@ def verify(
         trust_store = TrustStore.from_files(trust, crl) if trust else None
     except (OSError, CertificateFetchError, UntrustedCertificate) as exc:
         fail(f"certificates: {exc}")
-    verifier = Verifier(fetcher, trust_store)
+    # A certificate given with --cert and no --trust is pinned by the operator: its TNAuthList is
+    # enforced when present but not required; judged against a trust store, it is required.
+    verifier = Verifier(fetcher, trust_store, require_tn_auth_list=trust_store is not None)
     when = _now(now)
     if header_file is not None:
         headers = _header_lines(_read(header_file, "--identity-header"))

@@ -46,6 +46,8 @@ def test_verify_over_http(api_client: TestClient, credentials: Any, runtime: Run
     bad = api_client.post("/v1/callerauth/verify", json={**body, "certificate_pem": "nope"}, headers=carrier)
     assert bad.status_code == 422
     assert bad.json()["field"] == "certificate_pem"
+    several = {k: v for k, v in body.items() if k != "identity_header"} | {"identity_headers": [header]}
+    assert api_client.post("/v1/callerauth/verify", json=several, headers=carrier).json()["valid"] is True
     both = api_client.post("/v1/callerauth/verify", json={**body, "passport": "a.b.c"}, headers=carrier)
     assert both.status_code == 422
     denied = api_client.post("/v1/callerauth/verify", json=body, headers=credentials.headers(Role.SUBSCRIBER))

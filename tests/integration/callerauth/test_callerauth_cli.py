@@ -264,3 +264,39 @@ def test_verify_a_forwarded_call_from_a_header_file(run: InProcess, pki: Path, t
         "verify", "--identity-header", str(tmp_path / "empty.txt"), "--cert", str(pki / "sp.pem"), "--json"
     )
     assert json.loads(none.stdout)["reason_code"] == 428
+
+
+def test_a_pinned_certificate_needs_no_tnauthlist_but_a_trusted_one_does(
+    run: InProcess, tmp_path: Path
+) -> None:
+    """--cert without --trust pins that certificate (e.g. one made with openssl); judged against a
+    trust store, a certificate without TNAuthList is not a STIR credential (437)."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "plain")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(5).not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "k.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    token = run("sign", "--orig", "8613800138000", "--dest", "8613912345678", "--attest", "C",
+                "--key", str(tmp_path / "k.pem"), "--x5u", X5U).stdout  # fmt: skip
+    (tmp_path / "t.jws").write_text(token)
+    base = ["verify", "--passport", str(tmp_path / "t.jws"), "--cert", str(tmp_path / "c.pem"), "--json"]
+    pinned = json.loads(run(*base).stdout)
+    assert (pinned["valid"], pinned["chain_checked"], pinned["attest"]) == (True, False, "C")
+    trusted = json.loads(run(*base, "--trust", str(tmp_path / "c.pem")).stdout)
+    assert (trusted["valid"], trusted["reason_code"]) == (False, 437)
