@@ -214,9 +214,14 @@ class CallerCheck:
 
 PASSED = CallerCheck(Outcome.ALLOW, "ok", "主叫号码检查通过")
 
-#: Number types that never originate a voice call, so they can only be spoofed as a caller ID.
+#: Domestic numbers a call from abroad can never legitimately present.
+_SPECIAL_SERVICE = frozenset({NumberType.SHORT_CODE, NumberType.SERVICE_95_96, NumberType.SMS_PORT})
+
+#: Number types that do not originate voice calls, so as a caller ID they are spoofed: 106 ports
+#: only send SMS; short codes are dialled, not presented — except public-service numbers that call
+#: back (110, 12345 …) and a short code the ledger assigns to the presenting line.
 _CANNOT_ORIGINATE = {
-    NumberType.SHORT_CODE: "短号码只能被叫，不能作为主叫号码",
+    NumberType.SHORT_CODE: "该短号码只能被叫，不能作为主叫号码",
     NumberType.SMS_PORT: "106 短信端口不能发起语音呼叫",
 }
 
@@ -233,9 +238,11 @@ def check_presentation(  # noqa: PLR0911 - one return per rule, in the documente
 
     1. caller equal to callee (a classic spoof to get a call answered);
     2. a caller ID that is not a number, or lies in an unallocated range of the number plan;
-    3. an international gateway presenting a +86 mobile number (改号 from abroad);
-    4. a caller type that cannot originate calls (short codes, 106 ports; 400/800 numbers
-       presented on a private line or call-centre access);
+    3. an international gateway presenting a +86 mobile number, or a domestic short or service
+       number (改号 from abroad, often impersonating police or banks);
+    4. a caller type that cannot originate calls: 106 SMS ports; short codes other than the
+       public-service numbers that do call out (110, 12345, 12321 …); 400/800 numbers presented on
+       a private line, call-centre access or trunk;
     5. on an enterprise line the ledger knows: a number the ledger does not assign to that line,
        or an inbound-only number presented outbound (no 承诺书).
     """
@@ -256,12 +263,21 @@ def check_presentation(  # noqa: PLR0911 - one return per rule, in the documente
                 "international_presents_domestic_mobile",
                 "境外来电显示国内手机号码，疑似改号诈骗",
             )
+        if presented.type in _SPECIAL_SERVICE:
+            return CallerCheck(
+                Outcome.BLOCK,
+                "international_presents_domestic_service",
+                "境外来电显示国内特服或客服号码，疑似冒充公检法或金融机构",
+            )
         return CallerCheck(
             Outcome.WARN, "international_presents_domestic", "境外来电显示国内号码，请谨慎接听"
         )
-    if presented.type in _CANNOT_ORIGINATE:
-        return CallerCheck(Outcome.BLOCK, "caller_cannot_originate", _CANNOT_ORIGINATE[presented.type])
     known = snapshot.lines.get(line) if line is not None else None
+    assigned = known is not None and snapshot.entry(known.code, presented.digits) is not None
+    if presented.type in _CANNOT_ORIGINATE and not (
+        presented.type is NumberType.SHORT_CODE and (presented.never_block or assigned)
+    ):
+        return CallerCheck(Outcome.BLOCK, "caller_cannot_originate", _CANNOT_ORIGINATE[presented.type])
     if (
         presented.type is NumberType.TOLL_FREE_400_800
         and known is not None

@@ -60,6 +60,9 @@ def test_inbound_only_by_default() -> None:
         ("abc", Origin.DOMESTIC_INTERCONNECT, None, "invalid_caller_id"),
         ("+8613800138000", Origin.INTERNATIONAL_GATEWAY, None, "international_presents_domestic_mobile"),
         ("10086", Origin.DOMESTIC_INTERCONNECT, None, "caller_cannot_originate"),
+        ("106900001", Origin.DOMESTIC_INTERCONNECT, None, "caller_cannot_originate"),
+        ("110", Origin.INTERNATIONAL_GATEWAY, None, "international_presents_domestic_service"),
+        ("95588", Origin.INTERNATIONAL_GATEWAY, None, "international_presents_domestic_service"),
         ("4008001234", Origin.ENTERPRISE_LINE, "L-PRIV", "toll_free_on_private_line"),
         ("01088886668", Origin.ENTERPRISE_LINE, "L-PRIV", "number_not_assigned_to_line"),
         ("01088886667", Origin.ENTERPRISE_LINE, "L-PRIV", "inbound_only_number"),
@@ -81,6 +84,8 @@ def test_spoofs_are_blocked_with_a_reason(caller: str, origin: Origin, line: str
         ("95588", Origin.ENTERPRISE_LINE, "L-95588"),
         ("13800138000", Origin.DOMESTIC_INTERCONNECT, None),
         ("+12025550123", Origin.INTERNATIONAL_GATEWAY, None),
+        ("96110", Origin.DOMESTIC_INTERCONNECT, None),  # the anti-fraud centre calls people
+        ("12345", Origin.DOMESTIC_INTERCONNECT, None),
     ],
 )
 def test_legitimate_presentations_pass(caller: str, origin: Origin, line: str | None) -> None:
@@ -143,3 +148,18 @@ def test_sign_call_takes_attestation_and_origid_from_the_ledger() -> None:
     assert pp.decode(partial.token).claims["attest"] == "B"
     gateway = sign_call(SNAPSHOT, line=None, orig="13800138000", **args)  # type: ignore[arg-type]
     assert pp.decode(gateway.token).claims["attest"] == "C"
+
+
+def test_a_short_code_assigned_by_the_ledger_may_be_presented_on_its_line() -> None:
+    snapshot = LedgerSnapshot.build(
+        [Line("L-CS", "91110000100000000A", "客服外呼", LineKind.CALL_CENTRE)],
+        [LedgerEntry("L-CS", "8610086", Purpose.CONSENTED_FOLLOW_UP, UNDERTAKING)],
+    )
+    on_line = check_presentation(
+        snapshot, caller="10086", callee=CALLEE, origin=Origin.ENTERPRISE_LINE, line="L-CS"
+    )
+    assert on_line.outcome is Outcome.ALLOW
+    elsewhere = check_presentation(
+        snapshot, caller="10086", callee=CALLEE, origin=Origin.DOMESTIC_INTERCONNECT
+    )
+    assert elsewhere.code == "caller_cannot_originate"
