@@ -14,11 +14,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Request, status
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from quietline.api.auth import require
-from quietline.complaints import actions, queries, webhooks
+from quietline.complaints import actions, export, queries, webhooks
 from quietline.complaints.actions import Filing
 from quietline.complaints.model import LedgerHolder
 from quietline.complaints.routing import NumbersResolver
@@ -199,6 +200,30 @@ def breaches(
 def stats(request: Request, actor: Centre) -> list[dict[str, Any]]:
     with _rt(request).sessions() as session:
         return queries.counts_by_company_and_state(session)
+
+
+@router.get("/complaints/overview", summary="Time per stage, repeat offenders (operator, regulator)")
+def overview(request: Request, actor: Centre, min_cases: int = 3) -> dict[str, Any]:
+    with _rt(request).sessions() as session:
+        return {
+            "by_carrier_and_state": queries.counts_by_company_and_state(session),
+            "stage_times": queries.stage_times(session),
+            "repeat_offenders": queries.repeat_offenders(session, min_cases=max(min_cases, 1)),
+        }
+
+
+@router.get(
+    "/complaints/export/{name}.{fmt}",
+    summary="Export open, breaches, offenders, stats or stage_times as CSV or XLSX (operator, regulator)",
+)
+def export_list(request: Request, name: str, fmt: str, actor: Centre) -> Response:
+    rt = _rt(request)
+    with rt.sessions() as session:
+        rows = export.list_rows(session, name, rt.clock.now())
+    data, media_type = export.render(rows, fmt, name)
+    return Response(
+        data, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"'}
+    )
 
 
 @router.get(

@@ -17,7 +17,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from quietline.cli.common import JSON_OPTION, cli_actor, console, emit_json, runtime
-from quietline.complaints import actions, queries, webhooks
+from quietline.complaints import actions, export, queries, webhooks
 from quietline.complaints.actions import Filing
 from quietline.complaints.model import LedgerHolder
 from quietline.complaints.routing import NumbersResolver, Resolver
@@ -275,6 +275,42 @@ def inbox(
         return
     for v in views:
         _print_case(v, False)
+
+
+@app.command("overview")
+def overview(
+    min_cases: int = typer.Option(3, "--min-cases", help="Repeat offender: at least this many cases."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Regulator view: cases by carrier and state, time per stage (median, p90), repeat offenders."""
+    with runtime().sessions() as session:
+        out = {
+            "by_carrier_and_state": queries.counts_by_company_and_state(session),
+            "stage_times": queries.stage_times(session),
+            "repeat_offenders": queries.repeat_offenders(session, min_cases=min_cases),
+        }
+    if as_json:
+        emit_json(out)
+        return
+    for row in out["stage_times"]:
+        console.print(row)
+    for row in out["repeat_offenders"]:
+        console.print(row)
+
+
+@app.command("export")
+def export_list(
+    name: str = typer.Argument(..., help="open, breaches, offenders, stats or stage_times."),
+    output: Path = typer.Option(..., "--output", "-o", help="File to write; .csv or .xlsx."),
+) -> None:
+    """Export a regulator list as CSV or XLSX."""
+    fmt = output.suffix.lower().lstrip(".")
+    rt = runtime()
+    with rt.sessions() as session:
+        rows = export.list_rows(session, name, rt.clock.now())
+    data, _ = export.render(rows, fmt, name)
+    output.write_bytes(data)
+    console.print(f"[green]{len(rows)} rows → {output}[/green]")
 
 
 @app.command("import")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
 from quietline.complaints.model import (
@@ -32,7 +33,7 @@ from quietline.complaints.orm import (
 from quietline.platform import audit
 from quietline.platform.actor import Actor
 from quietline.platform.errors import NotFound
-from quietline.platform.workdays import WorkingCalendar
+from quietline.platform.workdays import CalendarNotCovered, WorkingCalendar, china_date
 from quietline.vocabulary import Role
 
 POLICY = DeadlinePolicy()
@@ -309,4 +310,115 @@ def webhook_deliveries(session: Session, status: str | None = None, limit: int =
             "last_error": d.last_error,
         }
         for d, e in session.execute(query).all()
+    ]
+
+
+# ------------------------------------------------------------------------------------ regulator views
+
+
+def _nearest_rank(sorted_values: list[int], q: float) -> int:
+    """The q-quantile by the nearest-rank method (a value that occurred, no interpolation)."""
+    index = max(0, min(len(sorted_values) - 1, math.ceil(q * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+def stage_times(session: Session, *, since: datetime | None = None) -> list[dict[str, Any]]:
+    """Median and 90th-percentile working days per stage over finished stages (current cycles).
+
+    Working days are counted like deadlines: the start day is not counted, so a stage finished on the
+    day it started took 0 working days.
+    """
+    cal = load_calendar(session)
+    query = select(CaseRow).where(CaseRow.clock_start.is_not(None))
+    if since is not None:
+        query = query.where(CaseRow.received_at >= since)
+    spans: dict[Stage, list[int]] = {stage: [] for stage in Stage}
+    gaps = 0
+    for row in session.scalars(query):
+        tl = timeline(row)
+        for stage in Stage:
+            start, end = tl.started(stage), tl.finished(stage)
+            if start is None or end is None:
+                continue
+            try:
+                spans[stage].append(cal.working_days_between(china_date(start), china_date(end)))
+            except CalendarNotCovered:
+                gaps += 1
+    out = []
+    for stage, values in spans.items():
+        values.sort()
+        out.append(
+            {
+                "stage": stage.value,
+                "finished": len(values),
+                "median_working_days": _nearest_rank(values, 0.5) if values else None,
+                "p90_working_days": _nearest_rank(values, 0.9) if values else None,
+                "limit_working_days": POLICY.limit(stage),
+                "over_limit": sum(1 for v in values if v > POLICY.limit(stage)),
+            }
+        )
+    if gaps:
+        out.append({"stage": "calendar_gap", "finished": gaps})
+    return out
+
+
+def repeat_offenders(
+    session: Session, *, min_cases: int = 3, since: datetime | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    """Reported numbers with at least ``min_cases`` cases (linked reports by different reporters)."""
+    query = (
+        select(
+            CaseRow.reported,
+            CaseRow.reported_type,
+            func.max(CaseRow.responsible_carrier),
+            func.max(CaseRow.responsible_company),
+            func.count(),
+            func.count(func.distinct(CaseRow.reporter)),
+            func.sum(case((CaseRow.result == "substantiated", 1), else_=0)),
+            func.max(CaseRow.received_at),
+        )
+        .group_by(CaseRow.reported, CaseRow.reported_type)
+        .having(func.count() >= min_cases)
+        .order_by(func.count().desc(), CaseRow.reported)
+        .limit(limit)
+    )
+    if since is not None:
+        query = query.where(CaseRow.received_at >= since)
+    rows = session.execute(query).all()
+    return [
+        {
+            "reported": number,
+            "reported_type": kind,
+            "responsible_carrier": carrier,
+            "responsible_company": company,
+            "cases": int(cases),
+            "reporters": int(reporters),
+            "substantiated": int(substantiated or 0),
+            "last_received_at": _iso(last),
+        }
+        for number, kind, carrier, company, cases, reporters, substantiated, last in rows
+    ]
+
+
+def open_cases(session: Session, *, carrier: str | None = None, limit: int = 10_000) -> list[dict[str, Any]]:
+    """Open cases as flat rows (for the regulator's list and its CSV/XLSX export)."""
+    query = select(CaseRow).where(CaseRow.state.in_([s.value for s in OPEN_STATES])).order_by(CaseRow.id)
+    if carrier is not None:
+        query = query.where(CaseRow.responsible_carrier == carrier)
+    return [
+        {
+            "id": r.id,
+            "state": r.state,
+            "reported": r.reported,
+            "channel": r.channel,
+            "category": r.category,
+            "responsible_carrier": r.responsible_carrier,
+            "responsible_company": r.responsible_company,
+            "assisting_carrier": r.assisting_carrier,
+            "received_at": _iso(r.received_at),
+            "forward_due": _iso(r.forward_due),
+            "feedback_due": _iso(r.feedback_due),
+            "answer_due": _iso(r.answer_due),
+        }
+        for r in session.scalars(query.limit(limit))
     ]

@@ -136,3 +136,57 @@ def test_400_number_in_the_caller_ledger_goes_to_its_enterprise(
         headers=enterprise,
     )
     assert done.json()["state"] == "verified"
+
+
+def test_regulator_overview_and_exports(runtime: Runtime, api_client: TestClient, credentials: Any) -> None:
+    import io
+
+    from openpyxl import load_workbook
+
+    from quietline.complaints import actions
+    from quietline.complaints.actions import Filing
+    from quietline.platform.actor import Actor
+
+    op = Actor.operator("t")
+    at = runtime.clock.now() - timedelta(hours=1)
+    ids = []
+    for i in range(3):
+        filing = Filing(reporter=f"1350000000{i}", reported="13012345678", channel="call", at=at, form="live")
+        ids.append(actions.file_report(runtime, op, filing).id)
+    actions.file_report(
+        runtime,
+        op,
+        Filing(reporter="13500000009", reported="13012349999", channel="sms", at=at, text="=HYPERLINK(1)"),
+    )
+    runtime.clock.advance(days=2)  # Wednesday 2026-01-07: feedback after 2 working days
+    actions.respond(runtime, op, ids[0], result="substantiated", action="warned")
+    regulator = credentials.headers(Role.REGULATOR)
+    view = api_client.get("/v1/complaints/overview", headers=regulator).json()
+    feedback = next(s for s in view["stage_times"] if s["stage"] == "feedback")
+    assert (feedback["finished"], feedback["median_working_days"], feedback["over_limit"]) == (1, 2, 0)
+    forward = next(s for s in view["stage_times"] if s["stage"] == "forward")
+    assert (forward["finished"], forward["p90_working_days"]) == (4, 0)
+    [offender] = view["repeat_offenders"]
+    assert (offender["reported"], offender["cases"], offender["reporters"], offender["substantiated"]) == (
+        "+8613012345678",
+        3,
+        3,
+        1,
+    )
+    csv_body = api_client.get("/v1/complaints/export/open.csv", headers=regulator)
+    assert csv_body.headers["content-type"].startswith("text/csv")
+    text = csv_body.content.decode("utf-8-sig")
+    assert text.splitlines()[0].startswith("id,state,reported")
+    assert len(text.splitlines()) == 5  # header + 4 open cases
+    xlsx = api_client.get("/v1/complaints/export/offenders.xlsx", headers=regulator)
+    sheet = load_workbook(io.BytesIO(xlsx.content)).active
+    assert sheet is not None
+    assert sheet.cell(row=2, column=1).value == "+8613012345678"
+    bad = api_client.get("/v1/complaints/export/secrets.csv", headers=regulator)
+    assert (bad.status_code, bad.json()["field"]) == (422, "list")
+    assert (
+        api_client.get(
+            "/v1/complaints/export/open.csv", headers=credentials.headers(Role.CARRIER)
+        ).status_code
+        == 403
+    )

@@ -286,3 +286,10 @@ def test_deadlines_are_ordered_and_on_working_days(start: datetime, lag_days: in
     for c in d.clocks:
         assert c.due is not None
         assert STATUTORY.is_working_day(c.due)
+
+
+def test_exports_neutralise_formulas_but_keep_numbers() -> None:
+    from quietline.complaints.export import to_csv
+
+    body = to_csv([{"reported": "+8613012345678", "text": "=HYPERLINK(1)", "n": -3}]).decode("utf-8-sig")
+    assert body.splitlines() == ["reported,text,n", "+8613012345678,'=HYPERLINK(1),-3"]
