@@ -82,11 +82,16 @@ StageRow = tuple[str, str, datetime]
 
 def _validator(now: datetime) -> Callable[[Mapping[str, str], int], StageRow]:
     seen: set[str] = set()
+    targets: dict[str, str] = {}  # millions of rows, a handful of carrier spellings
 
     def validate(row: Mapping[str, str], _line: int) -> StageRow:
         number = parse(row["number"], field="number")
-        portability.check_portable(number)
-        carrier = portability.parse_port_target(row["carrier"])
+        if not number.portable:
+            portability.check_portable(number)  # raises, saying why
+        raw_carrier = row["carrier"]
+        carrier = targets.get(raw_carrier)
+        if carrier is None:
+            carrier = targets[raw_carrier] = portability.parse_port_target(raw_carrier)
         when_text = row.get("ported_at", "")
         ported_at = portability.parse_ported_at(when_text, now) if when_text else now
         e164 = number.e164
@@ -118,7 +123,7 @@ def _write(session: Session, rows: Sequence[StageRow]) -> None:
         return
     # SQLite: the driver's executemany with the times already in SQLAlchemy's storage format (the
     # column type's own bind processor, memoised: most rows share the import time).
-    to_db = UtcDateTime().bind_processor(connection.dialect)
+    to_db = UtcDateTime().dialect_impl(connection.dialect).bind_processor(connection.dialect)
     stored: dict[datetime, Any] = {}
 
     def db_time(value: datetime) -> Any:

@@ -221,3 +221,13 @@ def test_current_carrier_of_numbers_that_cannot_port(
     runtime: Runtime, number: str, expected: str | None
 ) -> None:
     assert current(runtime, number) == expected
+
+
+def test_times_are_stored_in_the_same_format_as_the_orm_writes_them(runtime: Runtime, tmp_path: Path) -> None:
+    # The SQLite fast path formats times itself; they must compare and sort like ORM-written ones.
+    actions.import_portability(
+        runtime, OPERATOR, csv_file(tmp_path, "number,carrier\n13800138000,china_unicom\n")
+    )
+    with runtime.engine.connect() as conn:
+        raw = conn.exec_driver_sql("SELECT ported_at, updated_at FROM ported_number").one()
+    assert raw[0] == raw[1] == "2026-01-05 09:00:00.000000"
