@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import IntEnum, StrEnum
 from typing import Any
 
@@ -34,6 +34,10 @@ from quietline.callerauth.tn import canonical_tn
 
 #: RFC 8224 §6.2.1: the verifier rejects an ``iat`` more than this many seconds from the call.
 FRESHNESS_SECONDS = 60
+#: How long a failed x5u (unreachable, untrusted) is remembered before it is tried again.
+NEGATIVE_CACHE = timedelta(seconds=30)
+#: Most x5u credentials (and failures) kept in memory; the oldest is dropped first.
+MAX_CACHED_CREDENTIALS = 10_000
 
 
 class Verstat(StrEnum):
@@ -109,6 +113,7 @@ class _Credential:
     public_key: ec.EllipticCurvePublicKey
     authority: tnauth.TNAuthList | None
     signer: str
+    usable_from: datetime
     usable_until: datetime
     fresh_until: datetime | None
 
@@ -165,6 +170,7 @@ class Verifier:
         self.freshness_seconds = freshness_seconds
         self.require_tn_auth_list = require_tn_auth_list
         self._credentials: dict[str, _Credential] = {}
+        self._failures: dict[str, tuple[datetime, _Failure]] = {}
 
     def verify_identity(
         self,
@@ -369,24 +375,49 @@ class Verifier:
     def clear_cache(self) -> None:
         """Forget validated credentials (after the trust store or its CRLs change)."""
         self._credentials.clear()
+        self._failures.clear()
 
     def _credential(self, x5u: str, now: datetime) -> _Credential:
         cached = self._credentials.get(x5u)
         if (
             cached is not None
             and cached.fresh_until is not None
-            and now <= cached.usable_until
+            and cached.usable_from <= now <= cached.usable_until
             and now < cached.fresh_until
         ):
             return cached
+        failed = self._failures.get(x5u)
+        if failed is not None and now < failed[0]:
+            raise failed[1]
+        try:
+            credential = self._load_credential(x5u, now)
+        except _Failure as failure:
+            # A short negative cache: a token naming a slow or broken x5u must not make every
+            # call wait for the fetch timeout again.
+            self._remember(self._failures, x5u, (now + NEGATIVE_CACHE, failure))
+            raise
+        self._failures.pop(x5u, None)
+        if credential.fresh_until is not None:
+            self._remember(self._credentials, x5u, credential)
+        return credential
+
+    def _remember(self, cache: dict[str, Any], key: str, value: Any) -> None:
+        if key not in cache and len(cache) >= MAX_CACHED_CREDENTIALS:
+            cache.pop(next(iter(cache)))  # oldest first
+        cache[key] = value
+
+    def _load_credential(self, x5u: str, now: datetime) -> _Credential:
         try:
             fetched = self.fetcher.fetch(x5u, now)
         except CertificateFetchError as exc:
             raise _Failure(Reason.BAD_IDENTITY_INFO, str(exc)) from exc
+        if not fetched.chain:
+            raise _Failure(Reason.BAD_IDENTITY_INFO, f"x5u {x5u} serves no certificate")
         leaf = fetched.chain[0]
+        used = list(fetched.chain)
         try:
             if self.trust is not None:
-                self.trust.validate(fetched.chain, now)
+                used.append(self.trust.validate(fetched.chain, now))
             elif not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc:
                 raise UntrustedCertificate("the certificate is outside its validity period")
             key = leaf.public_key()
@@ -400,13 +431,11 @@ class Verifier:
                 raise UntrustedCertificate("the certificate carries no TNAuthList (RFC 8226 §9)")
         except UntrustedCertificate as exc:
             raise _Failure(Reason.UNSUPPORTED_CREDENTIAL, str(exc)) from exc
-        credential = _Credential(
+        return _Credential(
             public_key=key,
             authority=authority,
             signer=leaf.subject.rfc4514_string(),
-            usable_until=leaf.not_valid_after_utc,
+            usable_from=max(c.not_valid_before_utc for c in used),
+            usable_until=min(c.not_valid_after_utc for c in used),
             fresh_until=fetched.fresh_until,
         )
-        if fetched.fresh_until is not None:
-            self._credentials[x5u] = credential
-        return credential

@@ -112,3 +112,17 @@ def test_verifier_reuses_a_warm_credential_and_reports_436_when_fetch_fails(pki:
         Verifier(down.fetcher(), pki.trust).verify_token(token, now=NOW).reason_code
         is Reason.BAD_IDENTITY_INFO
     )
+
+
+def test_a_failing_x5u_is_not_refetched_for_every_call(pki: Any) -> None:
+    down = Server(b"", status=503)
+    verifier = Verifier(down.fetcher(), pki.trust)
+    iat = int(NOW.timestamp())
+    passport = pp.build(orig="8613800138000", dest="8613912345678", attest="A", x5u=X5U, iat=iat)
+    token = pp.sign(passport, pki.key)
+    for _ in range(3):
+        assert verifier.verify_token(token, now=NOW).reason_code is Reason.BAD_IDENTITY_INFO
+    assert down.requests == 1
+    later = NOW + timedelta(seconds=31)
+    verifier.verify_token(token, now=later)
+    assert down.requests == 2
