@@ -12,8 +12,9 @@ from __future__ import annotations
 import threading
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Request, status
+from fastapi import APIRouter, BackgroundTasks, Depends, File, Request, UploadFile, status
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 from quietline.api.auth import require
 from quietline.complaints import actions, export, queries, webhooks
 from quietline.complaints.actions import Filing
-from quietline.complaints.model import LedgerHolder
+from quietline.complaints.model import MAX_EVIDENCE_BYTES, LedgerHolder
 from quietline.complaints.routing import NumbersResolver
 from quietline.platform.actor import Actor
 from quietline.platform.errors import InvalidInput
@@ -234,7 +235,38 @@ def show(request: Request, case_id: int, actor: Anyone) -> dict[str, Any]:
     with _rt(request).sessions() as session:
         view = queries.show_for(session, actor, case_id)
         history = [e.as_dict() for e in queries.history(session, case_id)]
-    return {**_as_json(view), "history": history}
+        files = queries.evidence(session, case_id)
+    return {**_as_json(view), "evidence": files, "history": history}
+
+
+@router.post(
+    "/complaints/{case_id}/evidence",
+    status_code=status.HTTP_201_CREATED,
+    summary="Attach a screenshot, recording or PDF (its reporter, its company, operator, regulator)",
+)
+def attach_evidence(
+    request: Request, case_id: int, actor: Anyone, file: UploadFile = File(...)
+) -> dict[str, Any]:
+    data = file.file.read(MAX_EVIDENCE_BYTES + 1)  # one byte more than allowed is enough to refuse
+    return actions.attach_evidence(_rt(request), actor, case_id, filename=file.filename or "", data=data)
+
+
+@router.get(
+    "/complaints/{case_id}/evidence/{evidence_id}",
+    summary="Download an evidence file (whoever may see the case)",
+)
+def get_evidence(request: Request, case_id: int, evidence_id: int, actor: Anyone) -> Response:
+    with _rt(request).sessions() as session:
+        row = queries.evidence_file(session, actor, case_id, evidence_id)
+        data, media_type, name = row.data, row.content_type, row.filename
+    return Response(
+        data,
+        media_type=media_type,
+        headers={
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}",  # RFC 6266 / RFC 5987
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 @router.post(

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from quietline.cli.common import JSON_OPTION, cli_actor, console, emit_json, runtime
 from quietline.complaints import actions, export, queries, webhooks
 from quietline.complaints.actions import Filing
-from quietline.complaints.model import LedgerHolder
+from quietline.complaints.model import MAX_EVIDENCE_BYTES, LedgerHolder
 from quietline.complaints.routing import NumbersResolver, Resolver
 from quietline.platform.errors import InvalidInput
 from quietline.platform.workdays import CHINA_TZ
@@ -140,12 +140,31 @@ def show(case_id: int = typer.Argument(..., help="The complaint id."), as_json: 
     with runtime().sessions() as session:
         view = queries.show(session, case_id)
         history = [e.as_dict() for e in queries.history(session, case_id)]
+        files = queries.evidence(session, case_id)
     if as_json:
-        emit_json({**view.as_dict(), "history": history})
+        emit_json({**view.as_dict(), "evidence": files, "history": history})
         return
     _print_case(view, False)
     for entry in history:
         console.print(f"  {entry['at']} {entry['actor']} {entry['action']}")
+
+
+@app.command("attach")
+def attach(
+    case_id: int = typer.Argument(..., help="The complaint id."),
+    path: Path = typer.Argument(..., help="Screenshot (PNG/JPEG/WebP), PDF or recording (AMR/MP3/WAV/M4A)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Attach an evidence file (at most 10 MiB; the type is checked from the content)."""
+    if not path.is_file():
+        raise InvalidInput(f"{path} is not a file", field="path")
+    with path.open("rb") as handle:
+        data = handle.read(MAX_EVIDENCE_BYTES + 1)
+    meta = actions.attach_evidence(runtime(), cli_actor(), case_id, filename=path.name, data=data)
+    if as_json:
+        emit_json(meta)
+    else:
+        console.print(f"evidence {meta['id']}: {meta['content_type']} {meta['size']} bytes")
 
 
 @app.command("respond")

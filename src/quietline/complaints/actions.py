@@ -8,19 +8,21 @@ writes one ``audit_log`` row named ``complaint.<event>`` with the state before a
 
 from __future__ import annotations
 
+import hashlib
 import secrets as _secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from quietline.complaints import queries, webhooks
 from quietline.complaints.model import (
     BLOCKING_MEASURES,
     FUTURE_SKEW,
+    MAX_EVIDENCE_PER_CASE,
     OPEN_STATES,
     Alert,
     CaseState,
@@ -33,17 +35,20 @@ from quietline.complaints.model import (
     Stage,
     ValidReport,
     alerts,
+    clean_filename,
     may_appeal,
     merges_with,
     parse_measure,
     respond_event,
     route,
+    sniff_evidence,
     transition,
     validate_report,
 )
 from quietline.complaints.orm import (
     AlertRow,
     CaseRow,
+    EvidenceRow,
     ReportRow,
     WebhookEndpointRow,
     WorkdayOverrideRow,
@@ -53,7 +58,7 @@ from quietline.complaints.orm import (
 from quietline.complaints.routing import NumbersResolver, Resolver
 from quietline.platform import audit, changefeed
 from quietline.platform.actor import Actor
-from quietline.platform.errors import Conflict, InvalidInput, PermissionDenied
+from quietline.platform.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from quietline.platform.runtime import Runtime
 from quietline.platform.sms import SmsMessage
 from quietline.platform.workdays import WorkingCalendar
@@ -546,6 +551,58 @@ def appeal(
         if row.responsible_carrier:
             _forward(session, actor, row, now, cal)
         return queries.view(session, row, calendar=cal)
+
+
+# ----------------------------------------------------------------------------------------- evidence
+
+
+def attach_evidence(rt: Runtime, actor: Actor, case_id: int, *, filename: str, data: bytes) -> dict[str, Any]:
+    """Attach a screenshot, recording or document: the reporter to its own case, the responsible
+    company to a case routed to it, the centre to any. Size and type are checked from the bytes."""
+    content_type = sniff_evidence(data)
+    digest = hashlib.sha256(data).hexdigest()
+    now = rt.clock.now()
+    with rt.sessions.begin() as session:
+        lock_for_write(session)
+        row = queries.get_row(session, case_id)
+        if actor.role is Role.SUBSCRIBER:
+            if actor.subject != row.reporter:
+                raise NotFound(f"no complaint {case_id}", field="id")
+            party = "reporter"
+        elif actor.role in (Role.CARRIER, Role.ENTERPRISE):
+            _may_act_for(actor, row)
+            party = "company"
+        else:
+            party = "centre"
+        if row.state in (CaseState.CLOSED.value, CaseState.REJECTED.value):
+            raise Conflict(f"complaint {case_id} is {row.state}", field="state")
+        count = session.scalar(select(func.count()).where(EvidenceRow.case_id == case_id)) or 0
+        if count >= MAX_EVIDENCE_PER_CASE:
+            raise Conflict(f"at most {MAX_EVIDENCE_PER_CASE} files per complaint", field="evidence")
+        evidence = EvidenceRow(
+            case_id=case_id,
+            party=party,
+            uploaded_by=str(actor),
+            filename=clean_filename(filename),
+            content_type=content_type,
+            size=len(data),
+            sha256=digest,
+            data=data,
+            uploaded_at=now,
+        )
+        session.add(evidence)
+        session.flush()
+        meta = queries.evidence_meta(evidence)
+        audit.record(
+            session,
+            actor=actor,
+            action="complaint.evidence",
+            subject_type=SUBJECT,
+            subject=str(case_id),
+            at=now,
+            after=meta,
+        )
+        return meta
 
 
 # -------------------------------------------------------------------------------------- breach scan

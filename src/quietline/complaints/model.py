@@ -19,6 +19,7 @@ Rules implemented here (cite when changing):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -217,6 +218,54 @@ MERGE_WINDOW = timedelta(days=1)
 
 def merges_with(last_report_at: datetime, new_received_at: datetime) -> bool:
     return abs(new_received_at - last_report_at) < MERGE_WINDOW
+
+
+# ----------------------------------------------------------------------------------------- evidence
+
+#: Evidence limits (a policy choice: a phone screenshot or a minute of call recording fits easily).
+MAX_EVIDENCE_BYTES = 10 * 1024 * 1024
+MAX_EVIDENCE_PER_CASE = 10
+
+
+_SIGNATURES: tuple[tuple[Callable[[bytes], bool], str], ...] = (
+    (lambda h: h.startswith(b"\x89PNG\r\n\x1a\n"), "image/png"),
+    (lambda h: h.startswith(b"\xff\xd8\xff"), "image/jpeg"),
+    (lambda h: h.startswith(b"RIFF") and h[8:12] == b"WEBP", "image/webp"),
+    (lambda h: h.startswith(b"RIFF") and h[8:12] == b"WAVE", "audio/wav"),
+    (lambda h: h.startswith(b"%PDF-"), "application/pdf"),
+    (lambda h: h.startswith(b"#!AMR"), "audio/amr"),
+    (lambda h: h.startswith(b"ID3") or (len(h) > 1 and h[0] == 0xFF and h[1] & 0xE0 == 0xE0), "audio/mpeg"),
+    (lambda h: h[4:8] == b"ftyp", "audio/mp4"),
+)
+
+
+def sniff_evidence(data: bytes) -> str:
+    """The media type of an evidence file from its leading bytes (its declared type is not trusted).
+
+    Accepted: screenshots (PNG, JPEG, WebP), documents (PDF) and recordings (AMR, the format of most
+    Chinese phones' call recorders; MP3; WAV; M4A/MP4 audio). Signatures: PNG (ISO/IEC 15948), JPEG
+    SOI marker (ITU T.81), RIFF WEBP/WAVE, ``%PDF-`` (ISO 32000), ``#!AMR`` (RFC 4867 §5), ID3 or an MPEG
+    audio frame sync, ISO BMFF ``ftyp`` (ISO/IEC 14496-12).
+    """
+    if not data:
+        raise InvalidInput("the file is empty", field="evidence")
+    if len(data) > MAX_EVIDENCE_BYTES:
+        raise InvalidInput(f"larger than {MAX_EVIDENCE_BYTES // (1024 * 1024)} MiB", field="evidence")
+    head = data[:16]
+    for matches, media_type in _SIGNATURES:
+        if matches(head):
+            return media_type
+    raise InvalidInput(
+        "only screenshots (PNG, JPEG, WebP), PDF and recordings (AMR, MP3, WAV, M4A) are accepted",
+        field="evidence",
+    )
+
+
+def clean_filename(name: str) -> str:
+    """A display name without directories or control characters (never used as a path)."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = "".join(ch for ch in base if ch.isprintable() and ch not in '"<>')
+    return cleaned.strip()[:200] or "evidence"
 
 
 # ------------------------------------------------------------------------------------------ outcome

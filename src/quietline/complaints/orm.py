@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -93,6 +94,23 @@ class ReportRow(Base):
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
     channel: Mapped[str] = mapped_column(String(10))
     fields: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class EvidenceRow(Base):
+    """A screenshot, recording or document attached to a case by its reporter or its company."""
+
+    __tablename__ = "complaint_evidence"
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("complaint_case.id"), index=True)
+    party: Mapped[str] = mapped_column(String(20))  # reporter, company or centre
+    uploaded_by: Mapped[str] = mapped_column(String(120))
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(80))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    uploaded_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class AlertRow(Base):

@@ -24,6 +24,7 @@ from quietline.complaints.model import (
 )
 from quietline.complaints.orm import (
     CaseRow,
+    EvidenceRow,
     ReportRow,
     WebhookDeliveryRow,
     WebhookEndpointRow,
@@ -170,6 +171,33 @@ def show_for(session: Session, actor: Actor, case_id: int) -> CaseView:
     if row is None or not may_see(actor, row):
         raise NotFound(f"no complaint {case_id}", field="id")
     return view(session, row)
+
+
+def evidence_meta(row: EvidenceRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "case_id": row.case_id,
+        "party": row.party,
+        "filename": row.filename,
+        "content_type": row.content_type,
+        "size": row.size,
+        "sha256": row.sha256,
+        "uploaded_at": _iso(row.uploaded_at),
+    }
+
+
+def evidence(session: Session, case_id: int) -> list[dict[str, Any]]:
+    rows = session.scalars(select(EvidenceRow).where(EvidenceRow.case_id == case_id).order_by(EvidenceRow.id))
+    return [evidence_meta(r) for r in rows]
+
+
+def evidence_file(session: Session, actor: Actor, case_id: int, evidence_id: int) -> EvidenceRow:
+    """One evidence file for someone who may see its case."""
+    show_for(session, actor, case_id)
+    row = session.get(EvidenceRow, evidence_id)
+    if row is None or row.case_id != case_id:
+        raise NotFound(f"no evidence {evidence_id} on complaint {case_id}", field="evidence_id")
+    return row
 
 
 def history(session: Session, case_id: int) -> list[audit.AuditView]:

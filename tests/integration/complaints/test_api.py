@@ -190,3 +190,58 @@ def test_regulator_overview_and_exports(runtime: Runtime, api_client: TestClient
         ).status_code
         == 403
     )
+
+
+def test_evidence_upload_type_size_and_access(
+    runtime: Runtime, api_client: TestClient, credentials: Any
+) -> None:
+    from quietline.complaints.model import MAX_EVIDENCE_BYTES
+
+    me = credentials.headers(Role.SUBSCRIBER)
+    at = (runtime.clock.now() - timedelta(hours=1)).isoformat()
+    case = api_client.post(
+        "/v1/complaints", json={"reported": "13900000000", "channel": "call", "at": at}, headers=me
+    ).json()
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100
+    up = api_client.post(
+        f"/v1/complaints/{case['id']}/evidence",
+        files={"file": ("../../etc/截图.png", png, "text/plain")},  # declared type and path are ignored
+        headers=me,
+    )
+    assert up.status_code == 201, up.text
+    meta = up.json()
+    assert (meta["content_type"], meta["size"], meta["filename"], meta["party"]) == (
+        "image/png",
+        len(png),
+        "截图.png",
+        "reporter",
+    )
+    amr = api_client.post(
+        f"/v1/complaints/{case['id']}/evidence",
+        files={"file": ("call.amr", b"#!AMR\n" + b"\x3c" * 50, "audio/amr")},
+        headers=credentials.headers(Role.CARRIER),  # china_mobile is responsible for 139…
+    )
+    assert amr.json()["party"] == "company"
+    script = api_client.post(
+        f"/v1/complaints/{case['id']}/evidence",
+        files={"file": ("x.png", b"<script>alert(1)</script>", "image/png")},
+        headers=me,
+    )
+    assert (script.status_code, script.json()["field"]) == (422, "evidence")
+    big = api_client.post(
+        f"/v1/complaints/{case['id']}/evidence",
+        files={"file": ("big.png", png + b"\x00" * MAX_EVIDENCE_BYTES, "image/png")},
+        headers=me,
+    )
+    assert (big.status_code, big.json()["field"]) == (422, "evidence")
+    got = api_client.get(f"/v1/complaints/{case['id']}/evidence/{meta['id']}", headers=me)
+    assert got.content == png
+    assert got.headers["content-type"] == "image/png"
+    assert got.headers["x-content-type-options"] == "nosniff"
+    outsider = credentials.headers(Role.ENTERPRISE)
+    assert (
+        api_client.get(f"/v1/complaints/{case['id']}/evidence/{meta['id']}", headers=outsider).status_code
+        == 404
+    )
+    shown = api_client.get(f"/v1/complaints/{case['id']}", headers=me).json()
+    assert [e["content_type"] for e in shown["evidence"]] == ["image/png", "audio/amr"]

@@ -293,3 +293,28 @@ def test_exports_neutralise_formulas_but_keep_numbers() -> None:
 
     body = to_csv([{"reported": "+8613012345678", "text": "=HYPERLINK(1)", "n": -3}]).decode("utf-8-sig")
     assert body.splitlines() == ["reported,text,n", "+8613012345678,'=HYPERLINK(1),-3"]
+
+
+@pytest.mark.parametrize(
+    ("head", "media_type"),
+    [
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF", "image/jpeg"),
+        (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "image/webp"),
+        (b"RIFF\x00\x00\x00\x00WAVEfmt ", "audio/wav"),
+        (b"%PDF-1.7\n", "application/pdf"),
+        (b"ID3\x04\x00", "audio/mpeg"),
+        (b"\x00\x00\x00\x20ftypM4A ", "audio/mp4"),
+    ],
+)
+def test_evidence_types_from_content(head: bytes, media_type: str) -> None:
+    from quietline.complaints.model import sniff_evidence
+
+    assert sniff_evidence(head + b"\x00" * 32) == media_type
+
+
+def test_evidence_filenames_are_display_names_only() -> None:
+    from quietline.complaints.model import clean_filename
+
+    assert clean_filename("C:\\Users\\a\\录音.amr") == "录音.amr"
+    assert clean_filename('../"x"\n.png') == "x.png"
+    assert clean_filename("../") == "evidence"
