@@ -163,9 +163,11 @@ def verify(
                 headers[0] if headers else None, now=when, orig=orig, dest=dest
             )
     elif passport_file is not None:
-        verdict = verifier.verify_token(
-            _read(passport_file, "--passport").strip(), now=when, orig=orig, dest=dest
-        )
+        text = _read(passport_file, "--passport").strip()
+        if ";" in text:  # a whole Identity header was given as the token: read it as one
+            verdict = verifier.verify_identity(text, now=when, orig=orig, dest=dest)
+        else:
+            verdict = verifier.verify_token(text, now=when, orig=orig, dest=dest)
     if as_json:
         emit_json(verdict.as_dict())
         return
@@ -241,6 +243,16 @@ def ca_revoke(
     ca = CertificateAuthority.load(directory)
     ca.revoke(serial, now=SystemClock().now())
     console.print(f"revoked {serial}; CRL: {directory / CRL}")
+
+
+@ca_app.command("crl")
+def ca_crl(
+    *,
+    directory: Path = typer.Option(..., "--dir", help="The CA directory."),
+) -> None:
+    """Publish a fresh crl.pem (a CRL is good for 7 days; RFC 5280 §5.1.2.5 nextUpdate)."""
+    path = CertificateAuthority.load(directory).write_crl(now=SystemClock().now())
+    console.print(f"CRL written: {path}")
 
 
 @ca_app.command("list")

@@ -129,6 +129,12 @@ def test_sign_then_verify_contract(run: InProcess, pki: Path, tmp_path: Path) ->
     )
     assert via_header["valid"] is True
     assert via_header["attest"] == "A"
+    # A whole header handed to --passport is read as the header it is.
+    (tmp_path / "p.txt").write_text(header)
+    as_passport = json.loads(
+        run("verify", "--passport", str(tmp_path / "p.txt"), "--now", str(iat), *common).stdout
+    )
+    assert as_passport["valid"] is True
 
 
 def test_revoked_certificate_fails_437_via_crl(run: InProcess, tmp_path: Path) -> None:
@@ -149,6 +155,8 @@ def test_revoked_certificate_fails_437_via_crl(run: InProcess, tmp_path: Path) -
     assert (after["valid"], after["reason_code"]) == (False, 437)
     listed = json.loads(run("ca", "list", "--dir", str(ca), "--json").stdout)
     assert listed[0]["revoked_at"] is not None
+    assert run("ca", "crl", "--dir", str(ca)).returncode == 0
+    assert json.loads(run(*args).stdout)["reason_code"] == 437  # the fresh CRL still lists it
 
 
 @pytest.mark.parametrize(
