@@ -56,12 +56,15 @@ from quietline.complaints.orm import (
     lock_for_write,
 )
 from quietline.complaints.routing import NumbersResolver, Resolver
+from quietline.numbers import parse as parse_number
 from quietline.platform import audit, changefeed
 from quietline.platform.actor import Actor
 from quietline.platform.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from quietline.platform.runtime import Runtime
 from quietline.platform.sms import SmsMessage
 from quietline.platform.workdays import WorkingCalendar
+from quietline.registry import actions as registry_actions
+from quietline.registry.model import ListName
 from quietline.vocabulary import Carrier, NumberType, Role
 
 SUBJECT = "complaint"
@@ -410,10 +413,17 @@ def respond(
     action: str,
     measure: str | None = None,
 ) -> queries.CaseView:
-    """The company's verification and action (核查处置). A measure that blocks the number (suspension,
-    the system block list) goes to the change feed so screening blocks it."""
+    """The company's verification and action (核查处置).
+
+    A measure that blocks the number (suspension, the system block list) feeds screening: the number
+    goes on the registry's system block list (decision order step 5) right after the case commits, and
+    the change feed carries ``complaints.number_blocked``. Only carriers (and the centre) can block a
+    number; an enterprise answers with what it did on its own lines.
+    """
     outcome = Result.parse(result, "result")
     chosen, text = parse_measure(outcome, action, measure)
+    if chosen in BLOCKING_MEASURES and actor.role not in (Role.CARRIER, Role.OPERATOR, Role.REGULATOR):
+        raise InvalidInput(f"only a carrier can apply {chosen.value}", field="measure")
     now = rt.clock.now()
     with rt.sessions.begin() as session:
         lock_for_write(session)
@@ -440,7 +450,17 @@ def respond(
                 payload={"number": row.reported, "measure": chosen.value, "case_id": row.id},
                 at=now,
             )
-        return queries.view(session, row, calendar=cal)
+        view = queries.view(session, row, calendar=cal)
+    if chosen in BLOCKING_MEASURES:
+        registry_actions.set_system_list(
+            rt,
+            actor,
+            ListName.BLOCK,
+            parse_number(view.row.reported, field="reported"),
+            active=True,
+            reason=f"12321 投诉 {case_id} 核查属实：{chosen.label}",
+        )
+    return view
 
 
 def _answer_text(row: CaseRow) -> str:

@@ -17,6 +17,7 @@ from quietline.complaints.orm import AlertRow, CaseRow, WebhookDeliveryRow
 from quietline.complaints.routing import NumbersResolver
 from quietline.numbers import actions as number_actions
 from quietline.platform import audit, changefeed
+from quietline.registry import queries as registry_queries
 from quietline.platform.actor import Actor
 from quietline.platform.clock import FakeClock
 from quietline.platform.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -171,6 +172,10 @@ def test_full_flow_with_answer_sms_appeal_and_new_clock(
     with rt.sessions() as session:
         blocked = changefeed.read_after(session, 0, topics=("complaints.number_blocked",))
     assert [c.payload["number"] for c in blocked] == ["+8613012345678"]
+    with rt.sessions() as session:  # and screening's system block list has it (decision step 5)
+        assert [(n, name) for name, n, *_ in registry_queries.iter_system_lists(session)] == [
+            ("+8613012345678", "block")
+        ]
     rt.clock.advance(days=1)
     answered = actions.answer(rt, OP, case.id)
     assert answered.state.value == "answered"
@@ -285,6 +290,12 @@ def test_reject_and_not_found(runtime: Runtime) -> None:
     assert rejected.state.value == "rejected"
     with pytest.raises(NotFound):
         actions.respond(runtime, OP, 999, result="substantiated", action="warned")
+    listed = file(runtime, reported="4008123456")  # routed to the ledger's enterprise
+    with pytest.raises(InvalidInput) as info:
+        actions.respond(
+            runtime, Actor(Role.ENTERPRISE, USCC), listed.id, result="substantiated", action="system_block"
+        )
+    assert info.value.field == "measure"
 
 
 def test_forward_enqueues_webhooks_for_every_recipient(any_runtime: Runtime) -> None:
