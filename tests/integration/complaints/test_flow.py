@@ -17,13 +17,13 @@ from quietline.complaints.orm import AlertRow, CaseRow, WebhookDeliveryRow
 from quietline.complaints.routing import NumbersResolver
 from quietline.numbers import actions as number_actions
 from quietline.platform import audit, changefeed
-from quietline.registry import queries as registry_queries
 from quietline.platform.actor import Actor
 from quietline.platform.clock import FakeClock
 from quietline.platform.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from quietline.platform.runtime import Runtime
 from quietline.platform.sms import RecordingSmsSender
 from quietline.platform.workdays import CHINA_TZ
+from quietline.registry import queries as registry_queries
 from quietline.vocabulary import Role
 
 OP = Actor.operator("test")
