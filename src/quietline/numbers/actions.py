@@ -179,6 +179,11 @@ def _merge(
     """Set-based merge of the staged rows: counts, audit rows, change-feed rows, then the upsert."""
     connection = session.connection()
     dialect = connection.dialect.name
+    if dialect == "postgresql":
+        # Enough memory for the hash joins over a million staged rows; the staging table is
+        # temporary, so the planner needs its statistics gathered by hand.
+        connection.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+        connection.exec_driver_sql(f"ANALYZE {_stage.name}")
     table = PortedNumber.__table__
     s = _stage.c
     p = table.c
@@ -252,10 +257,7 @@ def _merge(
     session.execute(
         insert(ChangeRow).from_select(
             ["at", "topic", "key", "payload"],
-            select(at, literal(TOPIC), s.number, payload)
-            .select_from(joined)
-            .where(changed)
-            .order_by(s.number),
+            select(at, literal(TOPIC), s.number, payload).select_from(joined).where(changed),
         )
     )
     # ``WHERE true`` keeps SQLite's parser from reading ON CONFLICT as a join constraint.
