@@ -38,6 +38,7 @@ Responder = Annotated[Actor, Depends(require(Role.CARRIER, Role.ENTERPRISE, Role
 Centre = Annotated[Actor, Depends(require(Role.OPERATOR, Role.REGULATOR))]
 Closer = Annotated[Actor, Depends(require(Role.SUBSCRIBER, Role.OPERATOR, Role.REGULATOR))]
 Subscriber = Annotated[Actor, Depends(require(Role.SUBSCRIBER))]
+Operator = Annotated[Actor, Depends(require(Role.OPERATOR))]
 EndpointOwner = Annotated[Actor, Depends(require(Role.CARRIER, Role.ENTERPRISE, Role.OPERATOR))]
 
 #: Tests (and deployments with a proxy) may set ``app.state.complaints_webhook_transport``.
@@ -165,6 +166,24 @@ def file_complaint(
         source="api",
     )
     view = actions.file_report(_rt(request), actor, filing, resolver=NumbersResolver(ledger_holder))
+    background.add_task(_deliver, request)
+    return _as_json(view)
+
+
+class SmsIn(BaseModel):
+    sender: str = Field(max_length=40, description="The number that texted 12321.")
+    body: str = Field(max_length=2000, description="被举报号码*短信内容")
+
+
+@router.post(
+    "/complaints/sms",
+    status_code=status.HTTP_201_CREATED,
+    summary="A report texted to 12321 as 号码*短信内容 (operator: the SMS gateway)",
+)
+def sms_intake(request: Request, body: SmsIn, actor: Operator, background: BackgroundTasks) -> dict[str, Any]:
+    view = actions.file_sms_report(
+        _rt(request), actor, sender=body.sender, body=body.body, resolver=NumbersResolver(ledger_holder)
+    )
     background.add_task(_deliver, request)
     return _as_json(view)
 

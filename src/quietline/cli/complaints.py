@@ -134,6 +134,19 @@ def _deliver_quietly(rt: Any) -> None:
         transport.close()
 
 
+@app.command("sms-intake")
+def sms_intake(
+    sender: str = typer.Option(..., "--from", help="The number that texted 12321 (the reporter)."),
+    body: str = typer.Option(..., "--body", help="The message: 被举报号码*短信内容."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """File a report received by SMS to 12321."""
+    rt = runtime()
+    view = actions.file_sms_report(rt, cli_actor(), sender=sender, body=body, resolver=resolver())
+    _deliver_quietly(rt)
+    _print_case(view, as_json)
+
+
 @app.command("show")
 def show(case_id: int = typer.Argument(..., help="The complaint id."), as_json: bool = JSON_OPTION) -> None:
     """A case with its deadlines, routing, outcome and history."""

@@ -39,6 +39,7 @@ from quietline.complaints.model import (
     may_appeal,
     merges_with,
     parse_measure,
+    parse_sms_report,
     respond_event,
     route,
     sniff_evidence,
@@ -321,6 +322,17 @@ def file_report(
         if routing.resolved:
             _forward(session, actor, row, now, calendar)
         return queries.view(session, row, calendar=calendar)
+
+
+def file_sms_report(
+    rt: Runtime, actor: Actor, *, sender: str, body: str, resolver: Resolver | None = None
+) -> queries.CaseView:
+    """A report sent by SMS to 12321 (``被举报号码*短信内容``): the sender is the reporter (the carrier
+    network vouches for the sending number) and the message is the report of an SMS received."""
+    reported, text = parse_sms_report(body)
+    now = rt.clock.now()
+    filing = Filing(reporter=sender, reported=reported, channel="sms", at=now, text=text, source="sms")
+    return file_report(rt, actor, filing, resolver=resolver)
 
 
 def _merge_target(session: Session, reporter: str, reported: str, received_at: datetime) -> CaseRow | None:

@@ -212,6 +212,20 @@ def validate_report(raw: ReportInput) -> ValidReport:
     )
 
 
+def parse_sms_report(body: str) -> tuple[str, str]:
+    """12321's SMS channel: a message to 12321 reads ``被举报号码*短信内容`` (the reported number, an
+    asterisk, the SMS text). Returns (reported number text, SMS text)."""
+    text = body.strip().replace("＊", "*")
+    number, sep, content = text.partition("*")
+    if not sep or not number.strip():
+        raise InvalidInput(
+            "write the reported number, an asterisk, then the SMS text (号码*短信内容)", field="body"
+        )
+    if not content.strip():
+        raise InvalidInput("the SMS text after the asterisk is missing", field="text")
+    return number.strip(), content.strip()
+
+
 #: Repeat reports of one number by one reporter within a day merge into one case (issue 5, "Report").
 MERGE_WINDOW = timedelta(days=1)
 

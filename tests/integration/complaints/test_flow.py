@@ -317,3 +317,16 @@ def test_forward_enqueues_webhooks_for_every_recipient(any_runtime: Runtime) -> 
         actions.register_endpoint(
             any_runtime, OP, party_kind="carrier", party_id="china_unicom", url="ftp://x"
         )
+
+
+def test_report_texted_to_12321(runtime: Runtime) -> None:
+    case = actions.file_sms_report(
+        runtime, OP, sender="13800138000", body="13012345678*【某贷】额度已批 回T退订", resolver=RESOLVER
+    )
+    assert (case.row.channel, case.row.source, case.row.sms_text) == (
+        "sms",
+        "sms",
+        "【某贷】额度已批 回T退订",
+    )
+    assert case.row.reported == "+8613012345678"
+    assert case.state.value == "forwarded"

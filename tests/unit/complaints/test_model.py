@@ -318,3 +318,13 @@ def test_evidence_filenames_are_display_names_only() -> None:
     assert clean_filename("C:\\Users\\a\\录音.amr") == "录音.amr"
     assert clean_filename('../"x"\n.png') == "x.png"
     assert clean_filename("../") == "evidence"
+
+
+def test_sms_channel_format() -> None:
+    from quietline.complaints.model import parse_sms_report
+
+    assert parse_sms_report(" 10690000123＊【某贷】秒批*回T退订 ") == ("10690000123", "【某贷】秒批*回T退订")
+    for body, field in (("10690000123", "body"), ("*text", "body"), ("10690000123*  ", "text")):
+        with pytest.raises(InvalidInput) as info:
+            parse_sms_report(body)
+        assert info.value.field == field
