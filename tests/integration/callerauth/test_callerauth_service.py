@@ -17,7 +17,6 @@ from quietline.platform.actor import Actor
 from quietline.platform.runtime import Runtime
 from quietline.vocabulary import Role
 
-
 CARRIER = Actor(Role.CARRIER, "china_unicom")
 USCC = "91110000100000000" + uscc_check_character("91110000100000000")
 UNDERTAKING = Undertaking("CN-2026-0002", date(2026, 11, 2), "李经理")
