@@ -5,7 +5,8 @@ in the RFC 8224 SIP Identity header, with RFC 8226 TNAuthList certificates), a s
 authority for tests and pilots, the caller-number ledger that decides attestation, and the spoofing
 checks that need no token. Verdicts feed the screening engine (reason ``caller_auth_failed``).
 
-Public modules: ``passport`` (tokens and Identity headers), ``verify`` (the verification service),
-``certs`` (certificate fetchers and trust stores), ``tnauth`` (TNAuthList), ``ca`` (the CA),
-``model`` (ledger values and spoofing checks), ``actions`` and ``queries`` (the ledger).
+Public modules: ``passport`` (SHAKEN and div tokens, Identity headers), ``verify`` (the
+verification service), ``certs`` (certificate fetchers and trust stores), ``tnauth`` (TNAuthList),
+``ca`` (the CA), ``model`` (ledger values, attestation, spoofing checks, ``decide``, ``sign_call``),
+``actions`` and ``queries`` (the ledger), ``service`` (the screening step: ``CallerAuthentication``).
 """
