@@ -241,10 +241,13 @@ def caller_features(calls: ir.Table, window_min_pair_calls: int = 2) -> ir.Table
     prev_bucket = b.bucket.lag().over(w)
     prev_n = b.n.lag().over(w)
     b = b.mutate(win=b.n + ibis.ifelse(prev_bucket == b.bucket - 1, prev_n, 0))
+    # The busiest window, ties broken towards the earliest (2^24 buckets of 5 minutes reach 2129),
+    # so every backend reports the same window as evidence.
+    b = b.mutate(rank=b.win.cast("int64") * 16_777_216 - b.bucket)
     per_window = b.group_by(number=b.caller).aggregate(
         max_window_calls=b.win.max(),
-        window_victim=b.callee.argmax(b.win),
-        window_bucket=b.bucket.argmax(b.win),
+        window_victim=b.callee.argmax(b.rank),
+        window_bucket=b.bucket.argmax(b.rank),
         bombing_last_bucket=b.bucket.max(),
     )
     f = per_caller.left_join(per_pairs, "number").select(~ibis.selectors.endswith("_right"))
