@@ -31,6 +31,7 @@ from quietline.traffic.features import (
 from quietline.traffic.rules import Finding, Thresholds, findings_from_rows, flag
 
 BACKENDS = ("duckdb", "pyspark")
+_SIDE_FILES = ("labels.csv", "allowlist.csv")
 _SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
 
@@ -57,18 +58,25 @@ class DetectionResult:
 
 
 def input_files(path: Path) -> tuple[str, list[Path]]:
-    """The call-record files of INPUT (a file, or a directory of them) and their format."""
+    """The call-record files of INPUT and their format.
+
+    A directory contributes its Parquet files, or, when it has none, its CSV files other than the
+    generator's side files (labels.csv, allowlist.csv), so a generated directory can be given as is.
+    """
     if not path.exists():
         raise InvalidInput(f"{path} does not exist", field="input")
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in _SUFFIXES) if path.is_dir() else [path]
-    if not files:
-        raise InvalidInput(f"{path} holds no .parquet or .csv call-record files", field="input")
-    kinds = {_SUFFIXES.get(p.suffix.lower()) for p in files}
-    if None in kinds:
-        raise InvalidInput(f"{files[0]}: call records must be .parquet or .csv", field="input")
-    if len(kinds) > 1:
-        raise InvalidInput(f"{path} mixes CSV and Parquet files; give one kind", field="input")
-    return str(kinds.pop()), files
+    if path.is_dir():
+        found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in _SUFFIXES)
+        parquet = [p for p in found if _SUFFIXES[p.suffix.lower()] == "parquet"]
+        files = parquet or [p for p in found if p.name not in _SIDE_FILES]
+        if not files:
+            raise InvalidInput(f"{path} holds no .parquet or .csv call-record files", field="input")
+    else:
+        files = [path]
+    kind = _SUFFIXES.get(files[0].suffix.lower())
+    if kind is None:
+        raise InvalidInput(f"{path}: call records must be .parquet or .csv", field="input")
+    return kind, files
 
 
 @contextmanager
