@@ -63,7 +63,7 @@ def reputation_view(number: str) -> dict[str, Any]:
 
 
 @app.command("add")
-def add(  # noqa: PLR0917 - Typer passes every option positionally; the contract fixes the options
+def add(
     number: str = typer.Option(..., "--number", help="The number being marked, any spelling."),
     label: str = typer.Option(..., "--label", help=LABEL_HELP),
     reporter: str = typer.Option(..., "--reporter", help="The verified subscriber number marking it."),
@@ -157,7 +157,7 @@ def evaluate(
 
 
 @identity_app.command("register")
-def identity_register(  # noqa: PLR0917 - Typer passes every option positionally
+def identity_register(
     number: str = typer.Option(..., "--number"),
     name: str = typer.Option(..., "--name", help="Display name, e.g. 某某银行信用卡中心."),
     purpose: str = typer.Option("", "--purpose", help="Purpose, e.g. 客服."),

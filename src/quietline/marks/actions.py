@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -194,10 +194,16 @@ def _parse_items(
     items: Sequence[MarkInput], now: datetime, strict: bool, result: IngestResult
 ) -> list[_Parsed]:
     parsed: list[_Parsed] = []
+    numbers: dict[str, str] = {}  # the same numbers recur within a batch: parse each text once
+    reporters: dict[str, PhoneNumber] = {}
     for index, item in enumerate(items):
         try:
-            number = _markable(item.number, "number").e164
-            reporter = parse(item.reporter, field="reporter")
+            number = numbers.get(item.number) or numbers.setdefault(
+                item.number, _markable(item.number, "number").e164
+            )
+            reporter = reporters.get(item.reporter) or reporters.setdefault(
+                item.reporter, parse(item.reporter, field="reporter")
+            )
             if reporter.type not in (NumberType.MOBILE, NumberType.RESALE):
                 raise InvalidInput("a reporter is a verified mobile subscriber number", field="reporter")
             if reporter.e164 == number:
@@ -225,40 +231,98 @@ def _parse_items(
     return parsed
 
 
-def _lock_reporters(session: Session, reporters: Sequence[str]) -> dict[str, ReporterRow]:
-    rows: dict[str, ReporterRow] = {}
+@dataclass(slots=True)
+class _Window:
+    """A reporter's row as the rate limit sees it (plain values; written back in bulk)."""
+
+    first_seen: datetime
+    vouched: bool
+    window_start: datetime
+    window_count: int
+    exists: bool
+    changed: bool = False
+
+
+def _lock_reporters(session: Session, reporters: Sequence[str]) -> dict[str, _Window]:
+    """The reporters' rows, locked until the transaction ends so concurrent batches count correctly."""
+    rows: dict[str, _Window] = {}
+    columns = (
+        ReporterRow.reporter,
+        ReporterRow.first_seen,
+        ReporterRow.vouched,
+        ReporterRow.window_start,
+        ReporterRow.window_count,
+    )
     for part in queries.chunks(sorted(reporters)):
-        query = select(ReporterRow).where(ReporterRow.reporter.in_(part)).with_for_update()
-        for row in session.scalars(query):
-            rows[row.reporter] = row
+        query = select(*columns).where(queries.one_of(session, ReporterRow.reporter, part)).with_for_update()
+        for reporter, first_seen, vouched, window_start, window_count in session.execute(query):
+            rows[reporter] = _Window(first_seen, vouched, window_start, window_count, exists=True)
     return rows
 
 
+def _write_reporters(session: Session, windows: dict[str, _Window]) -> None:
+    new = [
+        {
+            "reporter": reporter,
+            "first_seen": w.first_seen,
+            "agreed": 0,
+            "disagreed": 0,
+            "verified_complaints": 0,
+            "vouched": w.vouched,
+            "window_start": w.window_start,
+            "window_count": w.window_count,
+        }
+        for reporter, w in windows.items()
+        if not w.exists
+    ]
+    changed = [
+        {
+            "b_reporter": reporter,
+            "first_seen": w.first_seen,
+            "vouched": w.vouched,
+            "window_start": w.window_start,
+            "window_count": w.window_count,
+        }
+        for reporter, w in windows.items()
+        if w.exists and w.changed
+    ]
+    connection = session.connection()
+    if new:
+        connection.execute(insert(ReporterRow), new)
+    if changed:
+        connection.execute(
+            update(ReporterRow)
+            .where(ReporterRow.reporter == bindparam("b_reporter"))
+            .values(
+                first_seen=bindparam("first_seen"),
+                vouched=bindparam("vouched"),
+                window_start=bindparam("window_start"),
+                window_count=bindparam("window_count"),
+            ),
+            changed,
+        )
+
+
 def _upsert_marks(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert or replace live marks (one per reporter per number) as one executemany, which both
+    drivers batch (psycopg pipelines it); the statement compiles once and is cached."""
     if not rows:
         return
     dialect = session.get_bind().dialect.name
-    for part in queries.chunks(rows, 1000):
-        if dialect == "postgresql":
-            pg = pg_insert(MarkRow).values(list(part))
-            session.execute(
-                pg.on_conflict_do_update(
-                    index_elements=["number", "reporter"],
-                    set_={"label": pg.excluded.label, "at": pg.excluded.at, "device": pg.excluded.device},
-                )
-            )
-        else:
-            lite = sqlite_insert(MarkRow).values(list(part))
-            session.execute(
-                lite.on_conflict_do_update(
-                    index_elements=["number", "reporter"],
-                    set_={
-                        "label": lite.excluded.label,
-                        "at": lite.excluded.at,
-                        "device": lite.excluded.device,
-                    },
-                )
-            )
+    statement: Any
+    if dialect == "postgresql":
+        pg = pg_insert(MarkRow)
+        statement = pg.on_conflict_do_update(
+            index_elements=["number", "reporter"],
+            set_={"label": pg.excluded.label, "at": pg.excluded.at, "device": pg.excluded.device},
+        )
+    else:
+        lite = sqlite_insert(MarkRow)
+        statement = lite.on_conflict_do_update(
+            index_elements=["number", "reporter"],
+            set_={"label": lite.excluded.label, "at": lite.excluded.at, "device": lite.excluded.device},
+        )
+    session.connection().execute(statement, rows)
 
 
 def _admit(
@@ -269,11 +333,11 @@ def _admit(
     limit: RateLimit,
     strict: bool,
     vouch: bool,
+    recycled: dict[str, datetime],
     result: IngestResult,
 ) -> dict[tuple[str, str], _Parsed]:
     """Apply the rules that need the database: no mark from before a recycling (二次放号), and the
     per-reporter rate limit (a fixed window counted on the reporter's row, locked for the update)."""
-    recycled = queries.last_recycled(session, sorted({p.number for p in parsed}))
     reporter_rows = _lock_reporters(session, sorted({p.reporter for p in parsed}))
     accepted: dict[tuple[str, str], _Parsed] = {}
 
@@ -295,9 +359,9 @@ def _admit(
             continue
         row = reporter_rows.get(item.reporter)
         if row is None:
-            row = _new_reporter(item.reporter, now)
-            session.add(row)
+            row = _Window(now, vouch, now, 0, exists=False)
             reporter_rows[item.reporter] = row
+        row.changed = True
         # A dated mark proves the reporter's account existed then (account age weighs credibility).
         row.first_seen = min(row.first_seen, item.at)
         row.vouched = row.vouched or vouch
@@ -316,7 +380,7 @@ def _admit(
             continue
         row.window_count += 1
         accepted[(item.number, item.reporter)] = item
-    session.flush()
+    _write_reporters(session, reporter_rows)
     return accepted
 
 
@@ -366,6 +430,7 @@ def ingest(
     with rt.sessions.begin() as session:
         numbers = sorted({p.number for p in parsed})
         existing = queries.load_marks(session, numbers)
+        recycled = queries.last_recycled(session, numbers)
         accepted = _admit(
             session,
             parsed,
@@ -373,6 +438,7 @@ def ingest(
             limit=limit,
             strict=strict,
             vouch=actor.role is Role.OPERATOR,
+            recycled=recycled,
             result=result,
         )
         before = {(m.number, m.reporter): m for ms in existing.values() for m in ms}
@@ -412,7 +478,9 @@ def ingest(
                     },
                 }
             )
-        audit.record_many(session, audit_rows)
+        # Core executemany into the platform's append-only audit table (same rows as audit.record_many,
+        # without the ORM bulk path, which costs several times more per row).
+        session.connection().execute(insert(audit.AuditEntry), audit_rows)
         result.accepted = len(accepted)
         result.written = list(accepted)
         # Re-judge the touched numbers on the marks now live (the ones just written replace theirs).
@@ -423,8 +491,19 @@ def ingest(
         for mark in before.values():
             if mark.number in touched:
                 merged[mark.number].append(mark)
-        result.reputations = queries.reputations(session, sorted(touched), now, policy, marks=merged)
-        result.label_changes = _sync(session, actor, result.reputations, now)
+        result.reputations = queries.reputations(
+            session,
+            sorted(touched),
+            now,
+            policy,
+            marks=merged,
+            recycled=recycled,
+            displayable_only=not strict,
+        )
+        # Ingestion only adds or replaces marks, so a number left below the reporter threshold had no
+        # displayed label before either: only the numbers actually judged can change.
+        judged = {n: rep for n, rep in result.reputations.items() if rep.labels}
+        result.label_changes = _sync(session, actor, judged, now)
     return result
 
 
@@ -435,7 +514,9 @@ def _sync(session: Session, actor: Actor, reps: dict[str, Reputation], now: date
         return 0
     states: dict[str, dict[str, LabelStateRow]] = defaultdict(dict)
     for part in queries.chunks(sorted(reps)):
-        for state in session.scalars(select(LabelStateRow).where(LabelStateRow.number.in_(part))):
+        for state in session.scalars(
+            select(LabelStateRow).where(queries.one_of(session, LabelStateRow.number, part))
+        ):
             states[state.number][state.label] = state
     changes: list[dict[str, Any]] = []
     for number, rep in reps.items():

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import String, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from quietline.marks.model import (
@@ -51,6 +52,15 @@ def chunks(values: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
         yield values[start : start + size]
 
 
+def one_of(session: Session, column: Any, values: Sequence[str]) -> Any:
+    """``column IN values``; on PostgreSQL as ``= ANY(array)`` with one array parameter, which binds
+    thousands of values far faster than as many separate parameters. (Not for ``marks_marks``: on that
+    large table the generic plan of a prepared ``ANY`` statement measured slower than a plain ``IN``.)"""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == func.any(bindparam("one_of_values", list(values), type_=ARRAY(String)))
+    return column.in_(values)
+
+
 def mark_from_row(row: MarkRow) -> Mark:
     return Mark(row.number, row.reporter, label_of(row.label), row.at, row.device)
 
@@ -71,26 +81,39 @@ def identity_from_row(row: IdentityRow) -> VerifiedIdentity:
 
 
 def load_marks(session: Session, numbers: Collection[str]) -> dict[str, list[Mark]]:
-    """Live marks of each number."""
+    """Live marks of each number (plain column rows: the hot path of bulk ingestion)."""
     found: dict[str, list[Mark]] = defaultdict(list)
+    columns = (MarkRow.number, MarkRow.reporter, MarkRow.label, MarkRow.at, MarkRow.device)
     for part in chunks(sorted(numbers)):
-        for row in session.scalars(select(MarkRow).where(MarkRow.number.in_(part))):
-            found[row.number].append(mark_from_row(row))
+        for number, reporter, label, at, device in session.execute(
+            select(*columns).where(MarkRow.number.in_(part))
+        ):
+            found[number].append(Mark(number, reporter, label_of(label), at, device))
     return found
 
 
 def load_profiles(session: Session, reporters: Collection[str]) -> dict[str, ReporterProfile]:
     profiles: dict[str, ReporterProfile] = {}
+    columns = (
+        ReporterRow.reporter,
+        ReporterRow.first_seen,
+        ReporterRow.agreed,
+        ReporterRow.disagreed,
+        ReporterRow.verified_complaints,
+        ReporterRow.vouched,
+    )
     for part in chunks(sorted(reporters)):
-        for row in session.scalars(select(ReporterRow).where(ReporterRow.reporter.in_(part))):
-            profiles[row.reporter] = profile_from_row(row)
+        for reporter, first_seen, agreed, disagreed, complaints, vouched in session.execute(
+            select(*columns).where(one_of(session, ReporterRow.reporter, part))
+        ):
+            profiles[reporter] = ReporterProfile(reporter, first_seen, agreed, disagreed, complaints, vouched)
     return profiles
 
 
 def load_identities(session: Session, numbers: Collection[str]) -> dict[str, VerifiedIdentity]:
     found: dict[str, VerifiedIdentity] = {}
     for part in chunks(sorted(numbers)):
-        for row in session.scalars(select(IdentityRow).where(IdentityRow.number.in_(part))):
+        for row in session.scalars(select(IdentityRow).where(one_of(session, IdentityRow.number, part))):
             found[row.number] = identity_from_row(row)
     return found
 
@@ -100,7 +123,7 @@ def last_recycled(session: Session, numbers: Collection[str]) -> dict[str, datet
     for part in chunks(sorted(numbers)):
         query = (
             select(RecycleRow.number, func.max(RecycleRow.at))
-            .where(RecycleRow.number.in_(part))
+            .where(one_of(session, RecycleRow.number, part))
             .group_by(RecycleRow.number)
         )
         for number, at in session.execute(query):
@@ -115,16 +138,27 @@ def reputations(
     policy: ReputationPolicy | None = None,
     *,
     marks: dict[str, list[Mark]] | None = None,
+    recycled: dict[str, datetime] | None = None,
+    displayable_only: bool = False,
 ) -> dict[str, Reputation]:
-    """Reputation of several (already normalised) numbers in a few queries."""
+    """Reputation of several (already normalised) numbers in a few queries.
+
+    ``displayable_only`` (bulk ingestion): a number with fewer distinct live reporters than the policy's
+    ``min_reporters`` cannot display any label, so it gets an empty ``Reputation`` without the full
+    computation — the caller only needs displayed states then.
+    """
     policy = policy or get_marks_settings().policy()
     marks = load_marks(session, numbers) if marks is None else marks
-    reporters = {m.reporter for ms in marks.values() for m in ms}
+    recycled = last_recycled(session, numbers) if recycled is None else recycled
+    judged = list(numbers)
+    if displayable_only:
+        judged = [n for n in numbers if len({m.reporter for m in marks.get(n, ())}) >= policy.min_reporters]
+    reporters = {m.reporter for n in judged for m in marks.get(n, ())}
     profiles = load_profiles(session, reporters)
-    identities = load_identities(session, numbers)
-    recycled = last_recycled(session, numbers)
-    return {
-        number: reputation(
+    identities = load_identities(session, judged)
+    found = {number: Reputation(number, (), None, False, now) for number in numbers}
+    for number in judged:
+        found[number] = reputation(
             number,
             marks.get(number, ()),
             profiles,
@@ -133,8 +167,7 @@ def reputations(
             verified=identities.get(number),
             recycled_at=recycled.get(number),
         )
-        for number in numbers
-    }
+    return found
 
 
 def reputation_of(
