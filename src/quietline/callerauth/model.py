@@ -257,7 +257,7 @@ def check_presentation(  # noqa: PLR0911 - one return per rule, in the documente
     if called is not None and called.e164 == presented.e164:
         return CallerCheck(Outcome.BLOCK, "caller_equals_callee", "主叫号码与被叫号码相同，疑似改号")
     if origin is Origin.INTERNATIONAL_GATEWAY and presented.is_domestic:
-        if presented.type is NumberType.MOBILE:
+        if presented.type in (NumberType.MOBILE, NumberType.RESALE):  # resale numbers are mobiles too
             return CallerCheck(
                 Outcome.BLOCK,
                 "international_presents_domestic_mobile",

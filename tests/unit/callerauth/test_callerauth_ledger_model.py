@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from quietline.callerauth.model import (
     SCREENING_REASON,
@@ -163,3 +165,33 @@ def test_a_short_code_assigned_by_the_ledger_may_be_presented_on_its_line() -> N
         snapshot, caller="10086", callee=CALLEE, origin=Origin.DOMESTIC_INTERCONNECT
     )
     assert elsewhere.code == "caller_cannot_originate"
+
+
+@given(
+    caller=st.text(max_size=24),
+    callee=st.text(max_size=24),
+    origin=st.sampled_from(list(Origin)),
+    line=st.sampled_from([None, "L-PRIV", "L-95588", "L-NOPE"]),
+)
+def test_checks_never_raise_on_any_input(caller: str, callee: str, origin: Origin, line: str | None) -> None:
+    check = check_presentation(SNAPSHOT, caller=caller, callee=callee, origin=origin, line=line)
+    assert check.outcome in set(Outcome)
+    assert (check.screening_reason is not None) == (check.outcome is Outcome.BLOCK)
+
+
+@given(digits=st.from_regex(r"1[3-9][0-9]{9}", fullmatch=True))
+def test_any_mobile_from_abroad_is_blocked_and_at_home_is_not(digits: str) -> None:
+    from quietline.numbers import InvalidNumber, parse
+
+    try:
+        parse(digits)
+    except InvalidNumber:
+        return  # an unallocated prefix: covered by invalid_caller_id
+    abroad = check_presentation(
+        SNAPSHOT, caller="+86" + digits, callee=CALLEE, origin=Origin.INTERNATIONAL_GATEWAY
+    )
+    home = check_presentation(SNAPSHOT, caller=digits, callee=CALLEE, origin=Origin.DOMESTIC_INTERCONNECT)
+    if digits == CALLEE:
+        return
+    assert abroad.outcome is Outcome.BLOCK
+    assert home.outcome is Outcome.ALLOW, home
