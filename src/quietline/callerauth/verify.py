@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from enum import IntEnum, StrEnum
 from typing import Any
 
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from quietline.callerauth import passport as pp
@@ -420,6 +421,13 @@ class Verifier:
                 used.append(self.trust.validate(fetched.chain, now))
             elif not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc:
                 raise UntrustedCertificate("the certificate is outside its validity period")
+            try:
+                usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+            except x509.ExtensionNotFound:
+                usage = None
+            if usage is not None and not usage.digital_signature:
+                # RFC 5280 §4.2.1.3, ATIS-1000080 §6.4: a signing certificate asserts digitalSignature.
+                raise UntrustedCertificate("the certificate's key usage does not allow signatures")
             key = leaf.public_key()
             if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
                 raise UntrustedCertificate("the certificate does not hold a P-256 key (ES256)")

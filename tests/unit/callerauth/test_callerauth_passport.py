@@ -378,3 +378,11 @@ def test_bad_div_passports_fail(pki: Any) -> None:
     assert only_div.reason_code is Reason.INVALID_IDENTITY_HEADER
     mislabelled = _div(key).replace("ppt=div", "ppt=shaken")
     assert verifier.verify_call([shaken, mislabelled], now=NOW).reason_code is Reason.INVALID_IDENTITY_HEADER
+
+
+def test_a_ca_certificate_cannot_sign_passports(pki: Any) -> None:
+    """The CA's own key usage (keyCertSign, cRLSign) does not allow signing calls."""
+    store = LocalCertificateStore({X5U: [pki.ca.cert]})
+    verdict = Verifier(store, pki.trust).verify_token(pp.sign(_passport(), pki.ca.key), now=NOW)
+    assert verdict.reason_code is Reason.UNSUPPORTED_CREDENTIAL
+    assert "key usage" in verdict.reason
