@@ -23,7 +23,6 @@ from sqlalchemy import (
     Select,
     String,
     Table,
-    and_,
     case,
     func,
     insert,
@@ -73,6 +72,21 @@ _stage = Table(
     Column("number", String(24), nullable=False),
     Column("carrier", String(40), nullable=False),
     Column("ported_at", UtcDateTime, nullable=False),
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DROP",
+)
+
+#: The staged rows that change something, with the record they replace (none for a new number),
+#: computed once by a single join and sorted by number so the inserts that follow walk the indexes
+#: in order.
+_changes = Table(
+    "ql_portability_changes",
+    _stage_metadata,
+    Column("number", String(24), nullable=False),
+    Column("carrier", String(40), nullable=False),
+    Column("ported_at", UtcDateTime, nullable=False),
+    Column("previous_carrier", String(40), nullable=True),
+    Column("previous_ported_at", UtcDateTime, nullable=True),
     prefixes=["TEMPORARY"],
     postgresql_on_commit="DROP",
 )
@@ -176,29 +190,37 @@ def _upsert(dialect: str, source: Select[Any]) -> Executable:
 def _merge(
     session: Session, actor: Actor, now: datetime, summary: ImportSummary, mode: ImportMode
 ) -> dict[str, Any]:
-    """Set-based merge of the staged rows: counts, audit rows, change-feed rows, then the upsert."""
+    """Set-based merge of the staged rows: the changes (one join), the audit rows and change-feed rows
+    for them, then the upsert of the changed numbers only."""
     connection = session.connection()
     dialect = connection.dialect.name
     if dialect == "postgresql":
-        # Enough memory for the hash joins over a million staged rows; the staging table is
-        # temporary, so the planner needs its statistics gathered by hand.
+        # Enough memory to hash-join and sort a million staged rows; temporary tables get no
+        # statistics from autovacuum, so the planner is given them by hand.
         connection.exec_driver_sql("SET LOCAL work_mem = '64MB'")
         connection.exec_driver_sql(f"ANALYZE {_stage.name}")
-    table = PortedNumber.__table__
+    p = PortedNumber.__table__.c
     s = _stage.c
-    p = table.c
-    joined = _stage.outerjoin(table, p.number == s.number)
-    changed = or_(p.number.is_(None), p.carrier != s.carrier)
-    total = int(session.scalar(select(func.count()).select_from(_stage)) or 0)
-    inserted = int(session.scalar(select(func.count()).select_from(joined).where(p.number.is_(None))) or 0)
-    updated = int(
-        session.scalar(
-            select(func.count())
-            .select_from(joined)
-            .where(and_(p.number.is_not(None), p.carrier != s.carrier))
+    c = _changes.c
+    _changes.create(connection)
+    session.execute(
+        insert(_changes).from_select(
+            ["number", "carrier", "ported_at", "previous_carrier", "previous_ported_at"],
+            select(s.number, s.carrier, s.ported_at, p.carrier, p.ported_at)
+            .select_from(_stage.outerjoin(PortedNumber.__table__, p.number == s.number))
+            .where(or_(p.number.is_(None), p.carrier != s.carrier))
+            .order_by(s.number),
         )
-        or 0
     )
+    total = int(session.scalar(select(func.count()).select_from(_stage)) or 0)
+    changed, inserted = session.execute(
+        select(func.count(), func.count().filter(c.previous_carrier.is_(None))).select_from(_changes)
+    ).one()
+    counts = {
+        "inserted": int(inserted),
+        "updated": int(changed - inserted),
+        "unchanged": int(total - changed),
+    }
     entry = audit.record(
         session,
         actor=actor,
@@ -213,22 +235,25 @@ def _merge(
             "rows_read": summary.rows_read,
             "accepted": summary.accepted,
             "rejected": summary.rejected,
-            "inserted": inserted,
-            "updated": updated,
-            "unchanged": total - inserted - updated,
+            **counts,
         },
     )
     session.flush()
     at = literal(now, UtcDateTime())
+    import_id = literal(entry.id)
     before = case(
-        (p.number.is_(None), None),
-        else_=_json_object(dialect, ("carrier", p.carrier), ("ported_at", _iso_time(dialect, p.ported_at))),
+        (c.previous_carrier.is_(None), None),
+        else_=_json_object(
+            dialect,
+            ("carrier", c.previous_carrier),
+            ("ported_at", _iso_time(dialect, c.previous_ported_at)),
+        ),
     )
     after = _json_object(
         dialect,
-        ("carrier", s.carrier),
-        ("ported_at", _iso_time(dialect, s.ported_at)),
-        ("import_audit_id", literal(entry.id)),
+        ("carrier", c.carrier),
+        ("ported_at", _iso_time(dialect, c.ported_at)),
+        ("import_audit_id", import_id),
     )
     session.execute(
         insert(AuditEntry).from_select(
@@ -239,37 +264,30 @@ def _merge(
                 literal(str(actor)),
                 literal(ACTION_PORT),
                 literal("number"),
-                s.number,
+                c.number,
                 before,
                 after,
-            )
-            .select_from(joined)
-            .where(changed),
+            ),
         )
     )
     payload = _json_object(
         dialect,
-        ("number", s.number),
-        ("carrier", s.carrier),
-        ("previous_carrier", p.carrier),
-        ("import_audit_id", literal(entry.id)),
+        ("number", c.number),
+        ("carrier", c.carrier),
+        ("previous_carrier", c.previous_carrier),
+        ("import_audit_id", import_id),
     )
     session.execute(
         insert(ChangeRow).from_select(
-            ["at", "topic", "key", "payload"],
-            select(at, literal(TOPIC), s.number, payload).select_from(joined).where(changed),
+            ["at", "topic", "key", "payload"], select(at, literal(TOPIC), c.number, payload)
         )
     )
     # ``WHERE true`` keeps SQLite's parser from reading ON CONFLICT as a join constraint.
-    session.execute(_upsert(dialect, select(s.number, s.carrier, s.ported_at, at).where(true())))
-    if dialect != "postgresql":  # PostgreSQL drops it on commit (ON COMMIT DROP)
+    session.execute(_upsert(dialect, select(c.number, c.carrier, c.ported_at, at).where(true())))
+    if dialect != "postgresql":  # PostgreSQL drops them on commit (ON COMMIT DROP)
+        _changes.drop(connection)
         _stage.drop(connection)
-    return {
-        "inserted": inserted,
-        "updated": updated,
-        "unchanged": total - inserted - updated,
-        "audit_id": entry.id,
-    }
+    return {**counts, "audit_id": entry.id}
 
 
 def import_portability(
