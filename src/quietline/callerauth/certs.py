@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 from cryptography import x509
@@ -116,6 +116,27 @@ def cache_lifetime(cache_control: str | None, default: timedelta) -> timedelta |
     return timedelta(seconds=int(match.group(1))) if match else default
 
 
+class CrlSource(Protocol):
+    def fetch_crl(self, url: str, now: datetime) -> x509.CertificateRevocationList:
+        """The CRL at ``url``; raises CertificateFetchError."""
+        ...
+
+
+def _remember(cache: dict[str, Any], key: str, value: Any, limit: int) -> None:
+    if key not in cache and len(cache) >= limit:
+        cache.pop(next(iter(cache)))  # oldest first
+    cache[key] = value
+
+
+def _load_crl(data: bytes) -> x509.CertificateRevocationList:
+    try:
+        if b"-----BEGIN X509 CRL-----" in data:
+            return x509.load_pem_x509_crl(data)
+        return x509.load_der_x509_crl(data)
+    except ValueError as exc:
+        raise CertificateFetchError(f"not a certificate revocation list: {exc}") from exc
+
+
 @dataclass
 class HttpsCertificateFetcher:
     """Dereferences x5u (RFC 8224 §6.2.2) with a short timeout, a response size limit and a cache
@@ -129,7 +150,11 @@ class HttpsCertificateFetcher:
     allow_http: bool = False
     verify_tls: bool | ssl.SSLContext = True
     client: httpx.Client | None = None
+    max_crl_bytes: int = 1024 * 1024
     _cache: dict[str, Fetched] = field(default_factory=dict, repr=False)
+    _crl_cache: dict[str, tuple[x509.CertificateRevocationList, datetime]] = field(
+        default_factory=dict, repr=False
+    )
 
     def _client(self) -> httpx.Client:
         if self.client is None:
@@ -145,32 +170,54 @@ class HttpsCertificateFetcher:
         scheme = url.split(":", 1)[0].lower()
         if scheme != "https" and not (self.allow_http and scheme == "http"):
             raise CertificateFetchError(f"x5u must be an https URL, not {url!r}")
+        body, lifetime = self._download(url, "x5u")
+        fetched = Fetched(tuple(load_certificates(body)), None if lifetime is None else now + lifetime)
+        if fetched.fresh_until is not None:
+            _remember(self._cache, url, fetched, self.max_entries)
+        return fetched
+
+    def fetch_crl(self, url: str, now: datetime) -> x509.CertificateRevocationList:
+        """A CRL named by a certificate's CRL distribution point (RFC 5280 §4.2.1.13), reused until
+        its nextUpdate; http is allowed here because a CRL is signed by its issuer."""
+        cached = self._crl_cache.get(url)
+        if cached is not None and now < cached[1]:
+            return cached[0]
+        if url.split(":", 1)[0].lower() not in ("http", "https"):
+            raise CertificateFetchError(f"CRL distribution point must be an http(s) URL, not {url!r}")
+        body, lifetime = self._download(url, "CRL", limit=self.max_crl_bytes)
+        crl = _load_crl(body)
+        if lifetime is not None:  # reused as Cache-Control allows, never past its nextUpdate
+            fresh_until = now + lifetime
+            if crl.next_update_utc is not None:
+                fresh_until = min(fresh_until, crl.next_update_utc)
+            if fresh_until > now:
+                _remember(self._crl_cache, url, (crl, fresh_until), self.max_entries)
+        return crl
+
+    def _download(self, url: str, what: str, limit: int | None = None) -> tuple[bytes, timedelta | None]:
+        """GET ``url`` within the timeout and size limit; the body and how long it may be reused."""
+        max_bytes = limit or self.max_bytes
         try:
             with self._client().stream("GET", url, timeout=self.timeout_seconds) as response:
                 if response.status_code != 200:
-                    raise CertificateFetchError(f"x5u {url} answered HTTP {response.status_code}")
+                    raise CertificateFetchError(f"{what} {url} answered HTTP {response.status_code}")
                 declared = response.headers.get("content-length")
-                if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-                    raise CertificateFetchError(f"x5u {url} serves more than {self.max_bytes} bytes")
+                if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+                    raise CertificateFetchError(f"{what} {url} serves more than {max_bytes} bytes")
                 body = bytearray()
                 # httpx's timeout bounds each read; this bounds the whole transfer, so a server
                 # dripping bytes cannot hold a call (monotonic time measures I/O, not the call).
                 deadline = time.monotonic() + self.timeout_seconds
                 for chunk in response.iter_bytes():
                     body.extend(chunk)
-                    if len(body) > self.max_bytes:
-                        raise CertificateFetchError(f"x5u {url} serves more than {self.max_bytes} bytes")
+                    if len(body) > max_bytes:
+                        raise CertificateFetchError(f"{what} {url} serves more than {max_bytes} bytes")
                     if time.monotonic() > deadline:
-                        raise CertificateFetchError(f"x5u {url} took longer than {self.timeout_seconds} s")
+                        raise CertificateFetchError(f"{what} {url} took longer than {self.timeout_seconds} s")
                 lifetime = cache_lifetime(response.headers.get("cache-control"), self.default_ttl)
         except httpx.HTTPError as exc:
-            raise CertificateFetchError(f"x5u {url} could not be fetched: {type(exc).__name__}") from exc
-        fetched = Fetched(tuple(load_certificates(bytes(body))), None if lifetime is None else now + lifetime)
-        if fetched.fresh_until is not None:
-            if len(self._cache) >= self.max_entries:
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[url] = fetched
-        return fetched
+            raise CertificateFetchError(f"{what} {url} could not be fetched: {type(exc).__name__}") from exc
+        return bytes(body), lifetime
 
     def close(self) -> None:
         if self.client is not None:
@@ -183,6 +230,9 @@ class TrustStore:
 
     roots: list[x509.Certificate] = field(default_factory=list)
     crls: list[x509.CertificateRevocationList] = field(default_factory=list)
+    #: When set, the CRL distribution points named in certificates are fetched and consulted too
+    #: (ATIS-1000080 §6.4); a CRL that cannot be fetched makes the credential unusable.
+    crl_source: CrlSource | None = None
 
     @classmethod
     def from_files(cls, roots: Iterable[Path | str], crls: Iterable[Path | str] = ()) -> TrustStore:
@@ -193,14 +243,9 @@ class TrustStore:
 
     def add_crl_bytes(self, data: bytes) -> None:
         try:
-            crl = (
-                x509.load_pem_x509_crl(data)
-                if b"-----BEGIN X509 CRL-----" in data
-                else x509.load_der_x509_crl(data)
-            )
-        except ValueError as exc:
-            raise UntrustedCertificate(f"not a certificate revocation list: {exc}") from exc
-        self.crls.append(crl)
+            self.crls.append(_load_crl(data))
+        except CertificateFetchError as exc:
+            raise UntrustedCertificate(str(exc)) from exc
 
     def validate(self, chain: Sequence[x509.Certificate], now: datetime) -> x509.Certificate:
         """Walk from the leaf to a trust anchor (RFC 5280 §6.1, simplified to what STIR needs:
@@ -217,7 +262,7 @@ class TrustStore:
             anchor = self._anchor_for(current)
             if anchor is not None:
                 _check_validity(anchor, now)
-                self._check_revocation(current, anchor)
+                self._check_revocation(current, anchor, now)
                 return anchor
             issuer = _find_issuer(current, pool)
             if issuer is None:
@@ -225,7 +270,7 @@ class TrustStore:
                     f"no trusted issuer for {current.subject.rfc4514_string()!r} "
                     f"(issuer {current.issuer.rfc4514_string()!r})"
                 )
-            self._check_revocation(current, issuer)
+            self._check_revocation(current, issuer, now)
             current = issuer
         raise UntrustedCertificate("certificate chain is too long")
 
@@ -237,15 +282,37 @@ class TrustStore:
                 return root
         return None
 
-    def _check_revocation(self, cert: x509.Certificate, issuer: x509.Certificate) -> None:
-        for crl in self.crls:
-            if crl.issuer != issuer.subject:
-                continue
-            key = issuer.public_key()
-            if not isinstance(key, ec.EllipticCurvePublicKey) or not crl.is_signature_valid(key):
-                continue
+    def _check_revocation(self, cert: x509.Certificate, issuer: x509.Certificate, now: datetime) -> None:
+        key = issuer.public_key()
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            raise UntrustedCertificate("the issuer does not hold an EC key")
+        crls = [crl for crl in self.crls if crl.issuer == issuer.subject and crl.is_signature_valid(key)]
+        if self.crl_source is not None:
+            for url in _crl_urls(cert):
+                try:
+                    crl = self.crl_source.fetch_crl(url, now)
+                except CertificateFetchError as exc:
+                    raise UntrustedCertificate(f"revocation status unknown: {exc}") from exc
+                if crl.issuer != issuer.subject or not crl.is_signature_valid(key):
+                    raise UntrustedCertificate(f"the CRL at {url} is not signed by the certificate's issuer")
+                crls.append(crl)
+        for crl in crls:
             if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
                 raise UntrustedCertificate(f"certificate serial {cert.serial_number} is revoked")
+
+
+def _crl_urls(cert: x509.Certificate) -> list[str]:
+    """The URIs of a certificate's CRL distribution points (RFC 5280 §4.2.1.13)."""
+    try:
+        points = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    except x509.ExtensionNotFound:
+        return []
+    return [
+        name.value
+        for point in points
+        for name in point.full_name or ()
+        if isinstance(name, x509.UniformResourceIdentifier)
+    ]
 
 
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:

@@ -64,6 +64,9 @@ class Origin(LabelledEnum):
     ENTERPRISE_LINE = ("enterprise_line", "企业线路")
     DOMESTIC_INTERCONNECT = ("domestic_interconnect", "国内网间互联")
     INTERNATIONAL_GATEWAY = ("international_gateway", "国际关口局")
+    #: The carrier's own subscriber calling home while roaming abroad (the carrier knows it from
+    #: its location register), which legitimately shows a +86 number.
+    ROAMING_SUBSCRIBER = ("roaming_subscriber", "本网用户国际漫游")
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +217,14 @@ class CallerCheck:
 
 PASSED = CallerCheck(Outcome.ALLOW, "ok", "主叫号码检查通过")
 
+#: Where an unsigned call deserves a warning label: other networks. Enterprise lines and the
+#: carrier's own roaming subscribers are identified by the network itself.
+_RISKY_ORIGINS = frozenset({Origin.INTERNATIONAL_GATEWAY, Origin.DOMESTIC_INTERCONNECT})
+
+#: Domestic numbers held by mobile subscribers (resale and satellite numbers included): from an
+#: international gateway they are spoofs — a subscriber roaming abroad arrives as ROAMING_SUBSCRIBER.
+_SUBSCRIBER_MOBILE = frozenset({NumberType.MOBILE, NumberType.RESALE, NumberType.SATELLITE})
+
 #: Domestic numbers a call from abroad can never legitimately present.
 _SPECIAL_SERVICE = frozenset({NumberType.SHORT_CODE, NumberType.SERVICE_95_96, NumberType.SMS_PORT})
 
@@ -257,7 +268,7 @@ def check_presentation(  # noqa: PLR0911 - one return per rule, in the documente
     if called is not None and called.e164 == presented.e164:
         return CallerCheck(Outcome.BLOCK, "caller_equals_callee", "主叫号码与被叫号码相同，疑似改号")
     if origin is Origin.INTERNATIONAL_GATEWAY and presented.is_domestic:
-        if presented.type in (NumberType.MOBILE, NumberType.RESALE):  # resale numbers are mobiles too
+        if presented.type in _SUBSCRIBER_MOBILE:
             return CallerCheck(
                 Outcome.BLOCK,
                 "international_presents_domestic_mobile",
@@ -318,7 +329,7 @@ def decide(verdict: Verdict | None, presentation: CallerCheck, origin: Origin) -
             f"主叫号码认证失败（{int(verdict.reason_code)} {verdict.reason_code.phrase}）",
         )
     signed = verdict is not None and verdict.valid
-    if not signed and origin is not Origin.ENTERPRISE_LINE:
+    if not signed and origin in _RISKY_ORIGINS:
         return CallerCheck(Outcome.WARN, "unsigned_from_risky_origin", "来电未经主叫号码认证，请注意核实")
     if presentation.outcome is Outcome.WARN:
         return presentation

@@ -87,6 +87,7 @@ def test_spoofs_are_blocked_with_a_reason(caller: str, origin: Origin, line: str
         ("13800138000", Origin.DOMESTIC_INTERCONNECT, None),
         ("+12025550123", Origin.INTERNATIONAL_GATEWAY, None),
         ("96110", Origin.DOMESTIC_INTERCONNECT, None),  # the anti-fraud centre calls people
+        ("+8613800138000", Origin.ROAMING_SUBSCRIBER, None),
         ("12345", Origin.DOMESTIC_INTERCONNECT, None),
     ],
 )
@@ -122,6 +123,8 @@ def test_decide_combines_verification_and_presentation() -> None:
     unsigned = decide(_verdict(Reason.USE_IDENTITY_HEADER), ok, Origin.INTERNATIONAL_GATEWAY)
     assert unsigned.outcome is Outcome.WARN
     assert decide(None, ok, Origin.DOMESTIC_INTERCONNECT).outcome is Outcome.WARN
+    assert decide(None, ok, Origin.ROAMING_SUBSCRIBER).outcome is Outcome.ALLOW
+    assert decide(None, ok, Origin.ENTERPRISE_LINE).outcome is Outcome.ALLOW
     assert decide(_verdict(None), ok, Origin.DOMESTIC_INTERCONNECT).outcome is Outcome.ALLOW
     spoof = check_presentation(SNAPSHOT, caller=CALLEE, callee=CALLEE, origin=Origin.DOMESTIC_INTERCONNECT)
     assert decide(_verdict(None), spoof, Origin.DOMESTIC_INTERCONNECT).code == "caller_equals_callee"
