@@ -7,6 +7,7 @@ signs in), rate-limited per client, served from a short in-process cache, and ne
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import OrderedDict
@@ -47,10 +48,10 @@ class TtlCache:
     def __init__(self, ttl: float, max_entries: int = 100_000) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
-        self._items: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
+        self._items: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> dict[str, Any] | None:
+    def get(self, key: str) -> bytes | None:
         with self._lock:
             item = self._items.get(key)
             if item is None:
@@ -60,7 +61,7 @@ class TtlCache:
                 return None
             return item[1]
 
-    def put(self, key: str, value: dict[str, Any]) -> None:
+    def put(self, key: str, value: bytes) -> None:
         if self.ttl <= 0:
             return
         with self._lock:
@@ -170,9 +171,8 @@ def _public(rep: Reputation, risk: queries.HighRiskEntry | None) -> dict[str, An
 )
 async def reputation(
     request: Request,
-    response: Response,
     number: str = Path(description="Any spelling: 13800138000, +8613800138000, 010-12345678 …"),
-) -> dict[str, Any] | JSONResponse:
+) -> Response:
     """Labels with count, confidence, whether each is displayed and why, and the verified name. The
     answer may be up to ``QUIETLINE_MARKS_API_CACHE_SECONDS`` old; reporter identities are never shown."""
     state = api_state(request)
@@ -184,20 +184,22 @@ async def reputation(
         return JSONResponse(status_code=429, content=refused.as_dict(), headers={"Retry-After": str(seconds)})
     e164 = parse(number, field="number").e164
     cached = state.cache.get(e164)
-    if cached is not None:
-        response.headers["X-Cache"] = "hit"
-        return cached
-    rt = _rt(request)
+    if cached is None:
+        rt = _rt(request)
 
-    def compute() -> dict[str, Any]:
-        with rt.sessions() as session:
-            rep = queries.reputations(session, [e164], rt.clock.now())[e164]
-            return _public(rep, queries.high_risk(session, e164))
+        def compute() -> bytes:
+            with rt.sessions() as session:
+                rep = queries.reputations(session, [e164], rt.clock.now())[e164]
+                body = _public(rep, queries.high_risk(session, e164))
+            # Serialised once per cache entry: a hit is then a dictionary look-up and a write.
+            return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
-    body = await run_in_threadpool(compute)
-    state.cache.put(e164, body)
-    response.headers["X-Cache"] = "miss"
-    return body
+        cached = await run_in_threadpool(compute)
+        state.cache.put(e164, cached)
+        source = "miss"
+    else:
+        source = "hit"
+    return Response(content=cached, media_type="application/json", headers={"X-Cache": source})
 
 
 class MarkIn(BaseModel):
