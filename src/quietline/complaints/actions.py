@@ -55,6 +55,7 @@ from quietline.complaints.orm import (
     WorkdayOverrideRow,
     WorkdayYearRow,
     lock_for_write,
+    lock_key,
 )
 from quietline.complaints.routing import NumbersResolver, Resolver
 from quietline.numbers import parse as parse_number
@@ -268,6 +269,7 @@ def file_report(
             )
         )
         calendar = queries.load_calendar(session)
+        lock_key(session, "complaint-merge", reporter.e164, reported.e164)
         merged = _merge_target(session, reporter.e164, reported.e164, received_at)
         if merged is not None:
             _add_report(session, merged, report)

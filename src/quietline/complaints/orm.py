@@ -3,6 +3,7 @@ and the webhook endpoints and outbox."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime
 from typing import Any
 
@@ -197,3 +198,14 @@ def lock_for_write(session: Session) -> None:
     """
     if session.get_bind().dialect.name == "sqlite":
         session.execute(text("UPDATE complaint_case SET id = id WHERE 0"))
+
+
+def lock_key(session: Session, *parts: str) -> None:
+    """Serialise transactions about one key (e.g. one reporter and one reported number) so the
+    merge rule holds under concurrency: PostgreSQL transaction-scoped advisory lock on a 64-bit hash
+    of the key; SQLite already serialises writers (``lock_for_write``)."""
+    if session.get_bind().dialect.name == "postgresql":
+        digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:k)"), {"k": int.from_bytes(digest[:8], "big", signed=True)}
+        )

@@ -330,3 +330,15 @@ def test_report_texted_to_12321(runtime: Runtime) -> None:
     )
     assert case.row.reported == "+8613012345678"
     assert case.state.value == "forwarded"
+
+
+def test_concurrent_repeat_reports_still_merge(any_runtime: Runtime) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        views = list(pool.map(lambda _: file(any_runtime), range(6)))
+    assert len({v.id for v in views}) == 1
+    with any_runtime.sessions() as session:
+        [row] = session.scalars(select(CaseRow)).all()
+        assert row.report_count == 6
+        assert len(queries.reports(session, row.id)) == 6
