@@ -108,12 +108,20 @@ def connect(backend: str) -> Iterator[Any]:
             .config("spark.ui.showConsoleProgress", "false")
             .getOrCreate()
         )
-        yield ibis.pyspark.connect(session)
+        try:
+            yield ibis.pyspark.connect(session)
+        finally:
+            session.stop()
     else:
         raise InvalidInput(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}", field="backend")
 
 
 def read_calls(con: Any, path: Path) -> ir.Table:
+    with quiet_engine_deprecations():
+        return _read_calls(con, path)
+
+
+def _read_calls(con: Any, path: Path) -> ir.Table:
     kind, files = input_files(path)
     names = [str(p) for p in files]
     if kind == "parquet":
@@ -143,7 +151,8 @@ def read_allow_list(path: Path | None) -> frozenset[int]:
         raise InvalidInput(f"{path} is not a file", field="allow_list")
     con = ibis.duckdb.connect()
     try:
-        t = con.read_csv(str(path), types={"number": "VARCHAR"})
+        with quiet_engine_deprecations():
+            t = con.read_csv(str(path), types={"number": "VARCHAR"})
         if "number" not in t.columns:
             raise InvalidInput(f"{path} has no 'number' column", field="allow_list")
         n = t.select(n=normalise_number(t.number).cast("int64"))

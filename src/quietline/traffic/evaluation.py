@@ -23,13 +23,14 @@ def read_labels(path: Path) -> dict[int, str]:
     """``number,pattern`` rows, numbers normalised like the call records."""
     import ibis
 
-    from quietline.traffic.features import normalise_number, to_arrow
+    from quietline.traffic.features import normalise_number, quiet_engine_deprecations, to_arrow
 
     if not path.is_file():
         raise NotFound(f"{path} not found (expected the generator's labels.csv)", field="labels")
     con = ibis.duckdb.connect()
     try:
-        t = con.read_csv(str(path), types={"number": "VARCHAR", "pattern": "VARCHAR"})
+        with quiet_engine_deprecations():
+            t = con.read_csv(str(path), types={"number": "VARCHAR", "pattern": "VARCHAR"})
         if not {"number", "pattern"} <= set(t.columns):
             raise InvalidInput(f"{path} needs the columns number,pattern", field="labels")
         rows = to_arrow(t.select(n=normalise_number(t.number).cast("int64"), p=t.pattern)).to_pylist()

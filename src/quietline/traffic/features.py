@@ -284,8 +284,8 @@ def data_span(calls: ir.Table) -> ir.Table:
 
 @contextmanager
 def quiet_engine_deprecations() -> Iterator[None]:
-    """Silence two deprecation warnings raised *inside* Ibis 12 (it calls DuckDB's deprecated
-    ``fetch_arrow_table`` and sets pandas' deprecated ``future.infer_string`` option). They are
+    """Silence deprecation warnings raised *inside* Ibis 12 and PySpark (DuckDB's deprecated
+    ``fetch_arrow_table``, pandas' deprecated ``future.infer_string`` option and ``copy`` keyword). They are
     not ours to fix and would fail the test suite, which runs with warnings as errors; anything
     else still warns."""
     with warnings.catch_warnings():
@@ -293,6 +293,8 @@ def quiet_engine_deprecations() -> Iterator[None]:
             "ignore", message=r"fetch_arrow_table\(\) is deprecated", category=DeprecationWarning
         )
         warnings.filterwarnings("ignore", message=r"The 'future\.infer_string' option is deprecated")
+        # PySpark's toPandas (used by Ibis' pyspark backend) still passes pandas' deprecated ``copy``.
+        warnings.filterwarnings("ignore", message=r"The copy keyword is deprecated")
         yield
 
 

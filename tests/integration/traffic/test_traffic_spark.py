@@ -14,6 +14,9 @@ pytest.importorskip("pyspark", reason="the pyspark backend is the optional extra
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
+# py4j leaves its gateway sockets to the garbage collector when the session stops.
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_pyspark_and_duckdb_agree(tmp_path: Path) -> None:
     generate(1500, 3, 2024, tmp_path)
     duck = detect(tmp_path / "calls.parquet", backend="duckdb")
