@@ -15,13 +15,13 @@ from __future__ import annotations
 import re
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 
 import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient  # backed by httpx2 (dev extra), so no deprecation warning
 
 from quietline.accounts import actions
 from quietline.accounts.model import SESSION_COOKIE
@@ -31,12 +31,6 @@ from quietline.platform.actor import Actor
 from quietline.platform.runtime import Runtime
 from quietline.platform.sms import RecordingSmsSender
 from quietline.vocabulary import Carrier, Category, Role
-
-with warnings.catch_warnings():
-    # Starlette warns once, at import, that its TestClient wraps httpx; it is a UserWarning subclass,
-    # so pyproject's DeprecationWarning filter for the same message does not catch it.
-    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient` is deprecated")
-    from fastapi.testclient import TestClient
 
 #: A real, checksum-valid unified social credit code (the example of GB 32100-2015).
 TEST_USCC = "91350100M000100Y43"
