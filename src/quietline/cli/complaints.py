@@ -8,6 +8,7 @@ and JSON keys.
 from __future__ import annotations
 
 import csv
+import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -276,22 +277,35 @@ def breaches(
 @app.command("scan")
 def scan(
     window_days: int = typer.Option(15, "--window-days", help="Close answered cases after this many days."),
+    every: float | None = typer.Option(
+        None, "--every", help="Keep running, one pass every this many seconds (a scheduler without cron)."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """The scheduled job: flag breaches and warnings, close expired answers, deliver due webhooks."""
+    if every is not None and every < 1:
+        raise InvalidInput("at least one second", field="every")
     rt = runtime()
-    flagged = actions.scan(rt)
-    closed = actions.close_expired(rt, timedelta(days=window_days))
     transport = webhooks.HttpxTransport(timeout=5.0)
     try:
-        delivered = actions.deliver_webhooks(rt, transport, limit=1000)
+        while True:
+            flagged = actions.scan(rt)
+            closed = actions.close_expired(rt, timedelta(days=window_days))
+            delivered = actions.deliver_webhooks(rt, transport, limit=1000)
+            out = {
+                "flagged": [f.as_dict() for f in flagged],
+                "closed": closed,
+                "webhooks": delivered.as_dict(),
+            }
+            if as_json:
+                emit_json(out)
+            else:
+                console.print(f"flagged {len(flagged)}, closed {len(closed)}, webhooks {delivered.as_dict()}")
+            if every is None:
+                break
+            time.sleep(every)
     finally:
         transport.close()
-    out = {"flagged": [f.as_dict() for f in flagged], "closed": closed, "webhooks": delivered.as_dict()}
-    if as_json:
-        emit_json(out)
-    else:
-        console.print(f"flagged {len(flagged)}, closed {len(closed)}, webhooks {delivered.as_dict()}")
 
 
 @app.command("inbox")

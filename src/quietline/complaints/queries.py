@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -450,3 +450,29 @@ def open_cases(session: Session, *, carrier: str | None = None, limit: int = 10_
         }
         for r in session.scalars(query.limit(limit))
     ]
+
+
+def iter_reports(session: Session, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
+    """Every case received in ``[start, end)`` as the quarterly review (盘点) counts them: channel, call
+    form, category, nature, number type and responsible carrier (for ``quietline.oversight``)."""
+    query = (
+        select(
+            CaseRow.id,
+            CaseRow.received_at,
+            CaseRow.channel,
+            CaseRow.form,
+            CaseRow.category,
+            CaseRow.nature,
+            CaseRow.reported,
+            CaseRow.reported_type,
+            CaseRow.responsible_carrier,
+            CaseRow.state,
+            CaseRow.result,
+            CaseRow.report_count,
+        )
+        .where(CaseRow.received_at >= start, CaseRow.received_at < end)
+        .order_by(CaseRow.id)
+        .execution_options(yield_per=10_000)
+    )
+    for row in session.execute(query):
+        yield dict(row._mapping)

@@ -342,3 +342,16 @@ def test_concurrent_repeat_reports_still_merge(any_runtime: Runtime) -> None:
         [row] = session.scalars(select(CaseRow)).all()
         assert row.report_count == 6
         assert len(queries.reports(session, row.id)) == 6
+
+
+def test_iter_reports_for_quarterly_reviews(runtime: Runtime) -> None:
+    file(runtime)
+    file(runtime, reporter=TELECOM, reported="4008123456", form="one_ring")
+    now = runtime.clock.now()
+    with runtime.sessions() as session:
+        rows = list(queries.iter_reports(session, now - timedelta(days=1), now + timedelta(days=1)))
+        assert [(r["form"], r["reported_type"], r["responsible_carrier"]) for r in rows] == [
+            ("recorded", "mobile", "china_unicom"),
+            ("one_ring", "toll_free_400_800", "china_unicom"),
+        ]
+        assert list(queries.iter_reports(session, now + timedelta(days=1), now + timedelta(days=2))) == []
