@@ -32,6 +32,7 @@ CA_KEY = "ca.key"
 CA_CERT = "ca.pem"
 ISSUED = "issued.json"
 CRL = "crl.pem"
+SETTINGS = "ca.json"
 #: How long a published CRL is good for before the next one is due (RFC 5280 §5.1.2.5).
 CRL_LIFETIME = timedelta(days=7)
 
@@ -85,18 +86,34 @@ class Issued:
 
 
 class CertificateAuthority:
-    def __init__(self, directory: Path, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        key: ec.EllipticCurvePrivateKey,
+        cert: x509.Certificate,
+        crl_url: str | None = None,
+    ) -> None:
         self.directory = directory
         self.key = key
         self.cert = cert
+        #: Where crl.pem is published; issued certificates name it as their CRL distribution point.
+        self.crl_url = crl_url
 
     @classmethod
     def init(
-        cls, directory: Path, *, now: datetime, name: str = "quietline STI-CA", days: int = 3650
+        cls,
+        directory: Path,
+        *,
+        now: datetime,
+        name: str = "quietline STI-CA",
+        days: int = 3650,
+        crl_url: str | None = None,
     ) -> CertificateAuthority:
         """Create the CA key and a self-signed root (RFC 5280 §4.2.1.9: CA, keyCertSign, cRLSign)."""
         if (directory / CA_KEY).exists():
             raise Conflict(f"a CA already exists in {directory}", field="dir")
+        if crl_url is not None and not crl_url.startswith(("http://", "https://")):
+            raise InvalidInput("the CRL URL must be http(s)", field="crl_url")
         key = new_key()
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
         ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
@@ -130,7 +147,8 @@ class CertificateAuthority:
         write_private(directory / CA_KEY, private_key_pem(key))
         (directory / CA_CERT).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         (directory / ISSUED).write_text("[]\n", encoding="utf-8")
-        ca = cls(directory, key, cert)
+        (directory / SETTINGS).write_text(json.dumps({"crl_url": crl_url}) + "\n", encoding="utf-8")
+        ca = cls(directory, key, cert, crl_url)
         ca.write_crl(now=now)
         return ca
 
@@ -140,7 +158,9 @@ class CertificateAuthority:
             raise NotFound(f"no CA in {directory} (run `quietline callerauth ca init`)", field="dir")
         key = load_private_key(directory / CA_KEY)
         cert = load_certificates((directory / CA_CERT).read_bytes())[0]
-        return cls(directory, key, cert)
+        settings_path = directory / SETTINGS
+        settings = json.loads(settings_path.read_text(encoding="utf-8")) if settings_path.exists() else {}
+        return cls(directory, key, cert, settings.get("crl_url"))
 
     def issued(self) -> list[Issued]:
         rows = json.loads((self.directory / ISSUED).read_text(encoding="utf-8"))
@@ -176,7 +196,7 @@ class CertificateAuthority:
         name = common_name or (f"SHAKEN {spc}" if spc else "SHAKEN service provider")
         not_after = min(now + timedelta(days=days), self.cert.not_valid_after_utc)
         serial = x509.random_serial_number()
-        cert = (
+        cert_builder = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
             .issuer_name(self.cert.subject)
@@ -204,8 +224,12 @@ class CertificateAuthority:
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False
             )
             .add_extension(authority.as_extension(), critical=False)
-            .sign(self.key, hashes.SHA256())
         )
+        if self.crl_url is not None:
+            # ATIS-1000080 §6.4: SP certificates name where their revocation is published.
+            point = x509.DistributionPoint([x509.UniformResourceIdentifier(self.crl_url)], None, None, None)
+            cert_builder = cert_builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
+        cert = cert_builder.sign(self.key, hashes.SHA256())
         rows = self.issued()
         rows.append(Issued(serial, spc, name, not_after.isoformat()))
         self._save_issued(rows)

@@ -128,6 +128,11 @@ def verify(
         None, "--tls-ca", help="CA bundle for the HTTPS fetch of x5u (default: the system's)."
     ),
     timeout: float = typer.Option(2.0, "--timeout", help="Seconds allowed for fetching x5u."),
+    fetch_crl: bool | None = typer.Option(
+        None,
+        "--fetch-crl/--no-fetch-crl",
+        help="Consult the CRL distribution points the certificates name (default: on when x5u is fetched).",
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Verify a PASSporT or Identity header; --cert supplies the certificate, otherwise x5u is
@@ -136,18 +141,20 @@ def verify(
     Exit 0 whenever verification ran (the verdict is in the output), 2 on unusable input."""
     if (passport_file is None) == (header_file is None):
         fail("give exactly one of --passport or --identity-header")
+    if cert is None and not trust:
+        fail("without --cert, x5u is fetched and --trust is required to judge it")
     fetcher: CertificateFetcher
     try:
+        tls = ssl.create_default_context(cafile=str(tls_ca)) if tls_ca is not None else True
+        http = HttpsCertificateFetcher(timeout_seconds=timeout, verify_tls=tls)
+        fetcher = http
         if cert is not None:
             store = LocalCertificateStore()
             store.serve_for_any_url(load_certificate_files([cert]))
             fetcher = store
-        else:
-            if not trust:
-                fail("without --cert, x5u is fetched and --trust is required to judge it")
-            tls = ssl.create_default_context(cafile=str(tls_ca)) if tls_ca is not None else True
-            fetcher = HttpsCertificateFetcher(timeout_seconds=timeout, verify_tls=tls)
         trust_store = TrustStore.from_files(trust, crl) if trust else None
+        if trust_store is not None and (fetch_crl if fetch_crl is not None else cert is None):
+            trust_store.crl_source = http
     except (OSError, CertificateFetchError, UntrustedCertificate) as exc:
         fail(f"certificates: {exc}")
     # A certificate given with --cert and no --trust is pinned by the operator: its TNAuthList is
@@ -184,9 +191,12 @@ def ca_init(
     directory: Path = typer.Option(..., "--dir", help="Directory for the CA's key, certificate and CRL."),
     name: str = typer.Option("quietline STI-CA", "--name", help="The CA's common name."),
     days: int = typer.Option(3650, "--days", help="Validity of the root certificate."),
+    crl_url: str | None = typer.Option(
+        None, "--crl-url", help="Where crl.pem will be published; issued certificates point there."
+    ),
 ) -> None:
     """Create a CA: ca.key (mode 0600), ca.pem, an empty crl.pem."""
-    ca = CertificateAuthority.init(directory, now=SystemClock().now(), name=name, days=days)
+    ca = CertificateAuthority.init(directory, now=SystemClock().now(), name=name, days=days, crl_url=crl_url)
     console.print(f"CA created: {ca.directory / CA_CERT}")
 
 

@@ -308,3 +308,20 @@ def test_a_pinned_certificate_needs_no_tnauthlist_but_a_trusted_one_does(
     assert (pinned["valid"], pinned["chain_checked"], pinned["attest"]) == (True, False, "C")
     trusted = json.loads(run(*base, "--trust", str(tmp_path / "c.pem")).stdout)
     assert (trusted["valid"], trusted["reason_code"]) == (False, 437)
+
+
+def test_ca_with_a_crl_url_names_it_in_issued_certificates(run: InProcess, tmp_path: Path) -> None:
+    url = "http://crl.example.cn/sti.crl"
+    assert run("ca", "init", "--dir", str(tmp_path / "ca"), "--crl-url", url).returncode == 0
+    assert (
+        run(
+            "ca", "issue", "--dir", str(tmp_path / "ca"), "--spc", "7", "--out", str(tmp_path / "sp.pem")
+        ).returncode
+        == 0
+    )
+    leaf = x509.load_pem_x509_certificates((tmp_path / "sp.pem").read_bytes())[0]
+    points = leaf.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    assert [n.value for p in points for n in p.full_name or ()] == [url]
+    bad = run("ca", "init", "--dir", str(tmp_path / "ca2"), "--crl-url", "ftp://x")
+    assert bad.returncode == 2
+    assert not (tmp_path / "ca2" / "ca.key").exists()

@@ -126,3 +126,67 @@ def test_a_failing_x5u_is_not_refetched_for_every_call(pki: Any) -> None:
     later = NOW + timedelta(seconds=31)
     verifier.verify_token(token, now=later)
     assert down.requests == 2
+
+
+CRL_URL = "http://crl.example.cn/sti-ca.crl"
+
+
+def test_crl_distribution_points_are_fetched_and_honoured(tmp_path: Any) -> None:
+    from quietline.callerauth.ca import CertificateAuthority
+    from quietline.callerauth.certs import TrustStore
+
+    ca = CertificateAuthority.init(tmp_path / "ca", now=NOW, crl_url=CRL_URL)
+    key, cert = ca.issue(now=NOW, spc="1234")
+    crl_status = {"code": 200}
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        if str(request.url) == CRL_URL:
+            body = (ca.directory / "crl.pem").read_bytes()
+            return httpx.Response(crl_status["code"], content=body, headers={"cache-control": "max-age=60"})
+        return httpx.Response(200, content=_pem_of(cert, ca.cert), headers={"cache-control": "max-age=600"})
+
+    def verifier() -> Verifier:
+        fetcher = HttpsCertificateFetcher(client=httpx.Client(transport=httpx.MockTransport(serve)))
+        return Verifier(fetcher, TrustStore([ca.cert], crl_source=fetcher))
+
+    passport = pp.build(
+        orig="8613800138000", dest="8613912345678", attest="A", x5u=X5U, iat=int(NOW.timestamp())
+    )
+    token = pp.sign(passport, key)
+    assert verifier().verify_token(token, now=NOW).valid
+    ca.revoke(cert.serial_number, now=NOW)
+    revoked = verifier().verify_token(token, now=NOW)
+    assert revoked.reason_code is Reason.UNSUPPORTED_CREDENTIAL
+    assert "revoked" in revoked.reason
+    crl_status["code"] = 503
+    unknown = verifier().verify_token(token, now=NOW)
+    assert unknown.reason_code is Reason.UNSUPPORTED_CREDENTIAL
+    assert "revocation status unknown" in unknown.reason
+
+
+def test_a_crl_from_another_issuer_is_refused(tmp_path: Any) -> None:
+    from quietline.callerauth.ca import CertificateAuthority
+    from quietline.callerauth.certs import TrustStore
+
+    ca = CertificateAuthority.init(tmp_path / "ca", now=NOW, crl_url=CRL_URL)
+    other = CertificateAuthority.init(tmp_path / "other", now=NOW)
+    key, cert = ca.issue(now=NOW, spc="1234")
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        if str(request.url) == CRL_URL:
+            return httpx.Response(200, content=(other.directory / "crl.pem").read_bytes())
+        return httpx.Response(200, content=_pem_of(cert, ca.cert))
+
+    fetcher = HttpsCertificateFetcher(client=httpx.Client(transport=httpx.MockTransport(serve)))
+    passport = pp.build(
+        orig="8613800138000", dest="8613912345678", attest="A", x5u=X5U, iat=int(NOW.timestamp())
+    )
+    verdict = Verifier(fetcher, TrustStore([ca.cert], crl_source=fetcher)).verify_token(
+        pp.sign(passport, key), now=NOW
+    )
+    assert verdict.reason_code is Reason.UNSUPPORTED_CREDENTIAL
+    assert "not signed by the certificate's issuer" in verdict.reason
+
+
+def _pem_of(*certs: Any) -> bytes:
+    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
