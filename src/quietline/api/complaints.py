@@ -129,8 +129,9 @@ class EndpointIn(BaseModel):
     secret: str | None = Field(None, min_length=16, max_length=200)
 
 
-def _as_json(view: queries.CaseView) -> dict[str, Any]:
-    return view.as_dict()
+def _as_json(view: queries.CaseView, actor: Actor | None = None) -> dict[str, Any]:
+    """An enterprise sees a case about its number without the reporter's full number."""
+    return view.as_dict(mask_reporter=actor is not None and actor.role is Role.ENTERPRISE)
 
 
 @router.post(
@@ -167,7 +168,7 @@ def file_complaint(
     )
     view = actions.file_report(_rt(request), actor, filing, resolver=NumbersResolver(ledger_holder))
     background.add_task(_deliver, request)
-    return _as_json(view)
+    return _as_json(view, actor)
 
 
 class SmsIn(BaseModel):
@@ -185,7 +186,7 @@ def sms_intake(request: Request, body: SmsIn, actor: Operator, background: Backg
         _rt(request), actor, sender=body.sender, body=body.body, resolver=NumbersResolver(ledger_holder)
     )
     background.add_task(_deliver, request)
-    return _as_json(view)
+    return _as_json(view, actor)
 
 
 @router.get(
@@ -193,13 +194,13 @@ def sms_intake(request: Request, body: SmsIn, actor: Operator, background: Backg
 )
 def inbox(request: Request, actor: Company) -> list[dict[str, Any]]:
     with _rt(request).sessions() as session:
-        return [_as_json(v) for v in queries.inbox(session, actor.subject)]
+        return [_as_json(v, actor) for v in queries.inbox(session, actor.subject)]
 
 
 @router.get("/me/complaints", summary="The caller's own complaints (subscriber)")
 def my_complaints(request: Request, actor: Subscriber) -> list[dict[str, Any]]:
     with _rt(request).sessions() as session:
-        return [_as_json(v) for v in queries.of_reporter(session, actor.subject)]
+        return [_as_json(v, actor) for v in queries.of_reporter(session, actor.subject)]
 
 
 @router.get(
@@ -255,7 +256,13 @@ def show(request: Request, case_id: int, actor: Anyone) -> dict[str, Any]:
         view = queries.show_for(session, actor, case_id)
         history = [e.as_dict() for e in queries.history(session, case_id)]
         files = queries.evidence(session, case_id)
-    return {**_as_json(view), "evidence": files, "history": history}
+    if actor.role is Role.ENTERPRISE:  # the reported enterprise does not learn who reported it
+        for entry in history:
+            if entry["actor"].startswith(f"{Role.SUBSCRIBER.value}:"):
+                entry["actor"] = (
+                    f"{Role.SUBSCRIBER.value}:{queries.mask_number(entry['actor'].split(':', 1)[1])}"
+                )
+    return {**_as_json(view, actor), "evidence": files, "history": history}
 
 
 @router.post(
@@ -296,14 +303,14 @@ def respond(request: Request, case_id: int, body: RespondIn, actor: Responder) -
     view = actions.respond(
         _rt(request), actor, case_id, result=body.result, action=body.action, measure=body.measure
     )
-    return _as_json(view)
+    return _as_json(view, actor)
 
 
 @router.post(
     "/complaints/{case_id}/answer", summary="Answer the reporter by SMS and portal (operator, regulator)"
 )
 def answer(request: Request, case_id: int, body: AnswerIn, actor: Centre) -> dict[str, Any]:
-    return _as_json(actions.answer(_rt(request), actor, case_id, body.text))
+    return _as_json(actions.answer(_rt(request), actor, case_id, body.text), actor)
 
 
 @router.post(
@@ -315,19 +322,19 @@ def appeal(
 ) -> dict[str, Any]:
     view = actions.appeal(_rt(request), actor, case_id, body.text)
     background.add_task(_deliver, request)
-    return _as_json(view)
+    return _as_json(view, actor)
 
 
 @router.post(
     "/complaints/{case_id}/close", summary="Close an answered case (the reporter; operator, regulator)"
 )
 def close(request: Request, case_id: int, actor: Closer) -> dict[str, Any]:
-    return _as_json(actions.close(_rt(request), actor, case_id))
+    return _as_json(actions.close(_rt(request), actor, case_id), actor)
 
 
 @router.post("/complaints/{case_id}/reject", summary="Reject a report (operator, regulator)")
 def reject(request: Request, case_id: int, body: RejectIn, actor: Centre) -> dict[str, Any]:
-    return _as_json(actions.reject(_rt(request), actor, case_id, body.reason))
+    return _as_json(actions.reject(_rt(request), actor, case_id, body.reason), actor)
 
 
 @router.post(
@@ -338,7 +345,7 @@ def forward(
 ) -> dict[str, Any]:
     view = actions.forward(_rt(request), actor, case_id, carrier=body.carrier, company=body.company)
     background.add_task(_deliver, request)
-    return _as_json(view)
+    return _as_json(view, actor)
 
 
 @router.post(

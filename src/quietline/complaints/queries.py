@@ -59,6 +59,11 @@ def _iso(value: datetime | date | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
+def mask_number(e164: str) -> str:
+    """``+8613800138000`` → ``+86138****8000``."""
+    return e164[:-8] + "****" + e164[-4:] if len(e164) > 8 else "****"
+
+
 @dataclass(frozen=True)
 class CaseView:
     row: CaseRow
@@ -74,7 +79,10 @@ class CaseView:
     def state(self) -> CaseState:
         return CaseState.parse(self.row.state)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, *, mask_reporter: bool = False) -> dict[str, Any]:
+        """The case as JSON. ``mask_reporter`` hides the middle of the reporter's number, for the
+        enterprise that was reported: it learns what was reported, not who reported it (personal
+        information minimisation, 个人信息保护法 第六条)."""
         r = self.row
         state = self.state
         return {
@@ -85,7 +93,7 @@ class CaseView:
             "merged": self.merged,
             "report_count": r.report_count,
             "linked_cases": self.linked,
-            "reporter": r.reporter,
+            "reporter": mask_number(r.reporter) if mask_reporter else r.reporter,
             "reporter_carrier": r.reporter_carrier,
             "reported": r.reported,
             "reported_type": r.reported_type,

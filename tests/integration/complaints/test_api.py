@@ -127,9 +127,10 @@ def test_400_number_in_the_caller_ledger_goes_to_its_enterprise(
         "caller_number_ledger",
     )
     enterprise = credentials.headers(Role.ENTERPRISE)
-    assert [c["id"] for c in api_client.get("/v1/complaints/inbox", headers=enterprise).json()] == [
-        case["id"]
-    ]
+    [seen] = api_client.get("/v1/complaints/inbox", headers=enterprise).json()
+    assert (seen["id"], seen["reporter"]) == (case["id"], "+86138****8000")  # not who reported it
+    shown = api_client.get(f"/v1/complaints/{case['id']}", headers=enterprise).json()
+    assert credentials.subscriber_number not in str(shown)
     done = api_client.post(
         f"/v1/complaints/{case['id']}/respond",
         json={"result": "unsubstantiated", "action": "该号码仅用于呼入客服，未外呼"},
