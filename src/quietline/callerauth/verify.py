@@ -119,16 +119,25 @@ class _Credential:
     fresh_until: datetime | None
 
 
-def _sort_headers(headers: Sequence[str]) -> tuple[list[pp.IdentityHeader], list[pp.IdentityHeader]]:
-    """Split a call's Identity headers into SHAKEN and ``div`` PASSporTs (by ``ppt``)."""
-    shaken: list[pp.IdentityHeader] = []
-    diversions: list[pp.IdentityHeader] = []
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    header: pp.IdentityHeader
+    decoded: pp.DecodedToken
+
+
+def _sort_headers(headers: Sequence[str]) -> tuple[list[_Parsed], list[_Parsed]]:
+    """Split a call's Identity headers into SHAKEN and ``div`` PASSporTs (by ``ppt``), each
+    parsed and decoded once."""
+    shaken: list[_Parsed] = []
+    diversions: list[_Parsed] = []
     for text in headers:
-        parsed = pp.parse_identity_header(text)
-        kind = str(pp.decode(parsed.token).header.get("ppt"))
-        if parsed.ppt is not None and parsed.ppt != kind:
+        header = pp.parse_identity_header(text)
+        decoded = pp.decode(header.token)
+        parsed = _Parsed(header, decoded)
+        kind = str(decoded.header.get("ppt"))
+        if header.ppt is not None and header.ppt != kind:
             # RFC 8225 §8.1 / RFC 8224 §4.1: the ppt parameter repeats the token's ppt.
-            raise pp.PassportFormatError(f"ppt parameter {parsed.ppt!r} does not match the token's {kind!r}")
+            raise pp.PassportFormatError(f"ppt parameter {header.ppt!r} does not match the token's {kind!r}")
         (diversions if kind == pp.PPT_DIV else shaken).append(parsed)
     return shaken, diversions
 
@@ -219,9 +228,23 @@ class Verifier:
         info: str | None = None,
     ) -> Verdict:
         """Verify a bare compact PASSporT (``info`` is the Identity header's, when there was one)."""
-        when = _as_datetime(now)
         try:
             decoded = pp.decode(token)
+        except pp.PassportFormatError as exc:
+            return Verdict(False, Verstat.FAILED, Reason.INVALID_IDENTITY_HEADER, str(exc))
+        return self._verify_decoded(decoded, now=now, orig=orig, dest=dest, info=info)
+
+    def _verify_decoded(
+        self,
+        decoded: pp.DecodedToken,
+        *,
+        now: datetime | float,
+        orig: str | None,
+        dest: str | None,
+        info: str | None,
+    ) -> Verdict:
+        when = _as_datetime(now)
+        try:
             passport = pp.to_passport(decoded)
         except pp.PassportFormatError as exc:
             return Verdict(False, Verstat.FAILED, Reason.INVALID_IDENTITY_HEADER, str(exc))
@@ -299,24 +322,23 @@ class Verifier:
         direct = self._first_for_dest(shaken, dest)
         if direct is not None or not diversions:
             first = direct or shaken[0]
-            return self.verify_token(first.token, now=now, orig=orig, dest=dest, info=first.info)
+            return self._verify_decoded(first.decoded, now=now, orig=orig, dest=dest, info=first.header.info)
         return self._verify_diverted(shaken, diversions, now=now, orig=orig, dest=dest)
 
     def _verify_diverted(
         self,
-        shaken: Sequence[pp.IdentityHeader],
-        diversions: Sequence[pp.IdentityHeader],
+        shaken: Sequence[_Parsed],
+        diversions: Sequence[_Parsed],
         *,
         now: datetime | float,
         orig: str | None,
         dest: str | None,
     ) -> Verdict:
         when = _as_datetime(now)
-        for header in diversions:
+        for parsed in diversions:
             try:
-                decoded = pp.decode(header.token)
-                div = pp.to_div(decoded)
-                self._check_signed(decoded, div.x5u, div.iat, header.info, when)
+                div = pp.to_div(parsed.decoded)
+                self._check_signed(parsed.decoded, div.x5u, div.iat, parsed.header.info, when)
                 if not _same_tn(orig, div.orig_tn, "orig"):
                     raise _Failure(Reason.INVALID_IDENTITY_HEADER, "orig is not the caller (RFC 8946 §3)")
             except pp.PassportFormatError as exc:
@@ -327,8 +349,8 @@ class Verifier:
                 continue
             original = self._first_for_dest(shaken, div.div_tn)
             if original is not None:
-                verdict = self.verify_token(
-                    original.token, now=now, orig=orig, dest=div.div_tn, info=original.info
+                verdict = self._verify_decoded(
+                    original.decoded, now=now, orig=orig, dest=div.div_tn, info=original.header.info
                 )
                 return replace(verdict, diverted_from=div.div_tn)
         return Verdict(
@@ -339,16 +361,16 @@ class Verifier:
         )
 
     @staticmethod
-    def _first_for_dest(headers: Sequence[pp.IdentityHeader], dest: str | None) -> pp.IdentityHeader | None:
-        for header in headers:
+    def _first_for_dest(headers: Sequence[_Parsed], dest: str | None) -> _Parsed | None:
+        for parsed in headers:
             if dest is None:
-                return header
+                return parsed
             try:
-                dests = pp.to_passport(pp.decode(header.token)).dest_tns
+                dests = pp.to_passport(parsed.decoded).dest_tns
             except pp.PassportFormatError:
                 continue
             if any(_same_tn(dest, tn, "dest") for tn in dests):
-                return header
+                return parsed
         return None
 
     def _verdict(
