@@ -120,6 +120,7 @@ def main() -> None:
                     "marks_per_second": round(baseline_rate),
                 },
                 "speedup_vs_baseline": round(rate / baseline_rate, 1),
+                "machine_load_average_1m": round(os.getloadavg()[0], 2),
                 "target_marks_per_second": TARGET_PER_SECOND,
                 "meets_target": rate >= TARGET_PER_SECOND,
             },

@@ -163,6 +163,7 @@ def main() -> None:
                 "client_threads": args.threads,
                 "cached": cached,
                 "baseline": {"name": "same load, cache off", **uncached},
+                "machine_load_average_1m": round(os.getloadavg()[0], 2),
                 "target_p99_ms": TARGET_P99_MS,
                 "meets_target": cached["p99_ms"] <= TARGET_P99_MS,
             },

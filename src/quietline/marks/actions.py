@@ -117,7 +117,7 @@ class IngestResult:
     rejected: list[Rejected] = field(default_factory=list)
     label_changes: int = 0
     reputations: dict[str, Reputation] = field(default_factory=dict)
-    written: list[tuple[str, str]] = field(default_factory=list)  # (number, reporter) of each live mark
+    written: list[Mark] = field(default_factory=list)  # the live marks this call wrote
     replaced_labels: dict[tuple[str, str], Label] = field(default_factory=dict)
 
 
@@ -168,15 +168,14 @@ def add_mark(
         rate_limit=rate_limit,
         strict=True,
     )
-    [(e164, who)] = result.written
-    item_label = Label.parse(label, "label")
+    [mark] = result.written
     return MarkAdded(
-        e164,
-        who,
-        item_label,
-        at or _now(rt),
-        result.replaced_labels.get((e164, who)),
-        result.reputations[e164],
+        mark.number,
+        mark.reporter,
+        mark.label,
+        mark.at,
+        result.replaced_labels.get((mark.number, mark.reporter)),
+        result.reputations[mark.number],
     )
 
 
@@ -482,10 +481,10 @@ def ingest(
         # without the ORM bulk path, which costs several times more per row).
         session.connection().execute(insert(audit.AuditEntry), audit_rows)
         result.accepted = len(accepted)
-        result.written = list(accepted)
+        result.written = [Mark(p.number, p.reporter, p.label, p.at, p.device) for p in accepted.values()]
         # Re-judge the touched numbers on the marks now live (the ones just written replace theirs).
-        for key, p in accepted.items():
-            before[key] = Mark(p.number, p.reporter, p.label, p.at, p.device)
+        for mark in result.written:
+            before[(mark.number, mark.reporter)] = mark
         touched = {p.number for p in accepted.values()}
         merged: dict[str, list[Mark]] = defaultdict(list)
         for mark in before.values():
