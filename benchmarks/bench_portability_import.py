@@ -19,6 +19,7 @@ import argparse
 import csv
 import json
 import os
+import resource
 import sqlite3
 import sys
 import tempfile
@@ -26,6 +27,8 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import event
 
 from quietline.numbers import actions
 from quietline.platform import migrate
@@ -56,24 +59,57 @@ def generate(path: Path, rows: int) -> None:
         handle.write("".join(chunk))
 
 
+def _process_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _backend_cpu(pids: set[int]) -> float | None:
+    """CPU seconds used so far by local PostgreSQL backends (None when /proc cannot show them)."""
+    if not pids:
+        return None
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def _import(url: str, path: Path) -> dict[str, Any]:
+    """Import twice (new numbers, then the same file again: all unchanged) and report wall time and,
+    because the benchmark often shares a small machine, the CPU time of this process (which includes
+    SQLite's own work) and of the database server processes (PostgreSQL, when local)."""
     migrate.upgrade(url)
     settings = Settings(env=Environment.TEST, database_url=url, secret_key="bench-" + uuid.uuid4().hex)
     rt = Runtime.build(settings)
+    backends: set[int] = set()
+    if rt.engine.dialect.name == "postgresql":
+        event.listen(rt.engine, "connect", lambda dbapi, _record: backends.add(dbapi.info.backend_pid))
     try:
+        cpu, server = _process_cpu(), _backend_cpu(backends)
         summary = actions.import_portability(rt, Actor.operator("bench"), path, ImportMode.ALL_OR_NOTHING)
+        cpu, server_after = _process_cpu() - cpu, _backend_cpu(backends)
         again = actions.import_portability(rt, Actor.operator("bench"), path, ImportMode.ALL_OR_NOTHING)
     finally:
         rt.close()
     if not (summary.written and summary.rejected == 0):
         raise SystemExit(f"import failed: {summary.as_dict()['errors'][:3]}")
-    return {
+    result: dict[str, Any] = {
         "seconds": round(summary.seconds, 2),
         "rows_per_second": round(summary.rows_per_second),
+        "python_cpu_seconds": round(cpu, 2),
+    }
+    if server is not None and server_after is not None:
+        result["server_cpu_seconds"] = round(server_after - server, 2)
+    result |= {
         "details": summary.details,
         "reimport_unchanged_seconds": round(again.seconds, 2),
         "reimport_details": again.details,
     }
+    return result
 
 
 def _rows(path: Path) -> Any:
@@ -153,6 +189,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     results: dict[str, Any] = {}
+    load = os.getloadavg()  # other work on the machine inflates wall times; CPU times are reported too
     with tempfile.TemporaryDirectory(prefix="ql-bench-port-") as tmp:
         work = Path(tmp)
         path = work / "ports.csv"
@@ -177,6 +214,8 @@ def main() -> None:
                 "rows": args.rows,
                 "file_bytes": file_bytes,
                 "generate_seconds": round(generated, 2),
+                "cpus": os.cpu_count(),
+                "load_average_at_start": [round(x, 2) for x in load],
                 "target_seconds": TARGET_SECONDS,
                 "results": results,
             },
