@@ -214,11 +214,14 @@ def answer(
 def appeal(
     case_id: int = typer.Argument(..., help="The complaint id."),
     text: str = typer.Option(..., "--text", help="Why the answer is not accepted."),
-    window_days: int = typer.Option(15, "--window-days", help="Appeal window after the answer, in days."),
+    window_days: int | None = typer.Option(
+        None, "--window-days", help="Appeal window after the answer, in days (default: the deployment's)."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Reopen a case on the reporter's appeal (new cycle, new clock)."""
-    view = actions.appeal(runtime(), cli_actor(), case_id, text, window=timedelta(days=window_days))
+    window = timedelta(days=window_days) if window_days else None
+    view = actions.appeal(runtime(), cli_actor(), case_id, text, window=window)
     _deliver_quietly(runtime())
     _print_case(view, as_json)
 
@@ -276,7 +279,9 @@ def breaches(
 
 @app.command("scan")
 def scan(
-    window_days: int = typer.Option(15, "--window-days", help="Close answered cases after this many days."),
+    window_days: int | None = typer.Option(
+        None, "--window-days", help="Close answered cases after this many days (default: the appeal window)."
+    ),
     every: float | None = typer.Option(
         None, "--every", help="Keep running, one pass every this many seconds (a scheduler without cron)."
     ),
@@ -290,7 +295,7 @@ def scan(
     try:
         while True:
             flagged = actions.scan(rt)
-            closed = actions.close_expired(rt, timedelta(days=window_days))
+            closed = actions.close_expired(rt, timedelta(days=window_days) if window_days else None)
             delivered = actions.deliver_webhooks(rt, transport, limit=1000)
             out = {
                 "flagged": [f.as_dict() for f in flagged],

@@ -70,8 +70,18 @@ from quietline.registry.model import ListName
 from quietline.vocabulary import Carrier, NumberType, Role
 
 SUBJECT = "complaint"
-#: Default appeal window after the answer (calendar days); a policy choice, so a parameter.
+#: Default appeal window after the answer (calendar days). A policy choice, not a rule: a deployment
+#: sets ``QUIETLINE_COMPLAINT_APPEAL_WINDOW_DAYS`` once the platform settings carry it (see
+#: ``appeal_window``), and the CLI and jobs may pass a window explicitly.
 DEFAULT_APPEAL_WINDOW = timedelta(days=15)
+
+
+def appeal_window(rt: Runtime) -> timedelta:
+    """The deployment's appeal window: the ``complaint_appeal_window_days`` setting when present."""
+    days = getattr(rt.settings, "complaint_appeal_window_days", None)
+    return timedelta(days=int(days)) if days else DEFAULT_APPEAL_WINDOW
+
+
 REPORTER_TYPES = frozenset({NumberType.MOBILE, NumberType.RESALE, NumberType.SATELLITE})
 SOURCES = frozenset({"cli", "api", "portal", "import", "sms"})
 
@@ -498,7 +508,7 @@ def answer(rt: Runtime, actor: Actor, case_id: int, text: str | None = None) -> 
         _step(session, actor, row, Event.ANSWER, now=now, calendar=cal, answered_at=now, answer_text=body)
         reporter, sms_text = (
             row.reporter,
-            f"【12321】投诉{row.id}：{body}如有异议可在{DEFAULT_APPEAL_WINDOW.days}日内申诉。",
+            f"【12321】投诉{row.id}：{body}如有异议可在{appeal_window(rt).days}日内申诉。",
         )
     status = "sms_sent"
     try:
@@ -526,8 +536,9 @@ def close(rt: Runtime, actor: Actor, case_id: int) -> queries.CaseView:
         return queries.view(session, row, calendar=cal)
 
 
-def close_expired(rt: Runtime, window: timedelta = DEFAULT_APPEAL_WINDOW) -> list[int]:
+def close_expired(rt: Runtime, window: timedelta | None = None) -> list[int]:
     """Job: close answered cases whose appeal window has passed."""
+    window = window or appeal_window(rt)
     now = rt.clock.now()
     actor = Actor.system("complaints-close")
     closed: list[int] = []
@@ -546,7 +557,7 @@ def close_expired(rt: Runtime, window: timedelta = DEFAULT_APPEAL_WINDOW) -> lis
 
 
 def appeal(
-    rt: Runtime, actor: Actor, case_id: int, text: str, *, window: timedelta = DEFAULT_APPEAL_WINDOW
+    rt: Runtime, actor: Actor, case_id: int, text: str, *, window: timedelta | None = None
 ) -> queries.CaseView:
     """The reporter appeals within the window: the case reopens with a new clock (cycle + 1) and is
     forwarded again at once when it has a responsible carrier."""
@@ -560,7 +571,7 @@ def appeal(
             raise PermissionDenied("only the reporter appeals", field="id")
         if actor.role in (Role.CARRIER, Role.ENTERPRISE):
             raise PermissionDenied("only the reporter appeals", field="id")
-        may_appeal(CaseState.parse(row.state), row.answered_at, now, window)
+        may_appeal(CaseState.parse(row.state), row.answered_at, now, window or appeal_window(rt))
         cal = queries.load_calendar(session)
         _step(
             session,

@@ -355,3 +355,18 @@ def test_iter_reports_for_quarterly_reviews(runtime: Runtime) -> None:
             ("one_ring", "toll_free_400_800", "china_unicom"),
         ]
         assert list(queries.iter_reports(session, now + timedelta(days=1), now + timedelta(days=2))) == []
+
+
+def test_answered_cases_close_when_the_appeal_window_passes(runtime: Runtime) -> None:
+    assert isinstance(runtime.clock, FakeClock)
+    case = file(runtime)
+    actions.respond(runtime, OP, case.id, result="unsubstantiated", action="正常回访")
+    actions.answer(runtime, OP, case.id)
+    runtime.clock.advance(days=14)
+    assert actions.close_expired(runtime) == []
+    runtime.clock.advance(days=2)
+    assert actions.close_expired(runtime) == [case.id]
+    assert audit_actions(runtime, case.id)[-1] == "complaint.close"
+    with pytest.raises(Conflict, match="appeal window"):
+        actions.appeal(runtime, OP, case.id, "晚了")
+    assert actions.appeal(runtime, OP, case.id, "仍要申诉", window=timedelta(days=30)).row.cycle == 2
