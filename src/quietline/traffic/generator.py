@@ -589,44 +589,48 @@ def _write_labels(path: Path, labels: list[tuple[np.ndarray, str]], roamers: np.
     return count
 
 
-def _spell(digits: pa.Array, choice: np.ndarray) -> pa.Array:
-    """The spellings CDR exports mix, for +86 numbers: E.164, national, 0086, 86, grouped."""
-    plus = pc.binary_join_element_wise("+", digits, "")
-    national = pc.utf8_slice_codeunits(digits, 2)
-    is86 = pc.starts_with(digits, "86")
-    fixed_line = pc.invert(pc.starts_with(national, "1"))
-    # Fixed lines are dialled nationally with the trunk prefix 0 (0755…); 400 numbers without.
-    national = pc.if_else(
-        pc.and_(fixed_line, pc.invert(pc.starts_with(national, "400"))),
-        pc.binary_join_element_wise("0", national, ""),
-        national,
-    )
-    grouped = pc.binary_join_element_wise(
-        "+86",
-        pc.utf8_slice_codeunits(digits, 2, 5),
-        pc.utf8_slice_codeunits(digits, 5, 9),
-        pc.utf8_slice_codeunits(digits, 9),
-        " ",
-    )
-    variants = [
-        plus,
-        national,
-        pc.binary_join_element_wise("00", digits, ""),  # 0086… (international prefix 00)
-        digits,  # 86… without the plus
-        grouped,
-    ]
-    c = pa.array(choice)
-    out = variants[0]
-    for i in range(1, len(variants)):
-        out = pc.if_else(pc.and_(is86, pc.equal(c, i)), variants[i], out)
+def _spell(numbers: np.ndarray, choice: np.ndarray) -> pa.Array:
+    """The spellings CDR exports mix, for +86 numbers: E.164, national, 0086, 86, grouped.
+
+    Every row starts as E.164; only the rows drawn for another spelling are rewritten (a copy
+    per spelling instead of string work on every row).
+    """
+    digits = pc.cast(pa.array(numbers), pa.string())
+    out = pc.binary_join_element_wise("+", digits, "")
+    nsn = numbers - _CC * 10 ** np.floor(np.log10(np.maximum(numbers, 1)) - 1).astype(np.int64)
+    is86 = (numbers // 10 ** np.floor(np.log10(np.maximum(numbers, 1)) - 1).astype(np.int64)) == _CC
+    for i in range(1, 5):
+        mask = is86 & (choice == i)
+        if not mask.any():
+            continue
+        sub = digits.filter(pa.array(mask))
+        if i == 1:
+            national = pc.utf8_slice_codeunits(sub, 2)
+            # Fixed lines are dialled nationally with the trunk prefix 0 (0755…); mobiles and 400
+            # numbers without.
+            trunk0 = ~((nsn[mask] // 10**10) == 1) & ~((nsn[mask] // 10**7) == 400)
+            variant = pc.if_else(pa.array(trunk0), pc.binary_join_element_wise("0", national, ""), national)
+        elif i == 2:
+            variant = pc.binary_join_element_wise("00", sub, "")  # 0086… (international prefix 00)
+        elif i == 3:
+            variant = sub  # 86… without the plus
+        else:
+            variant = pc.binary_join_element_wise(
+                "+86",
+                pc.utf8_slice_codeunits(sub, 2, 5),
+                pc.utf8_slice_codeunits(sub, 5, 9),
+                pc.utf8_slice_codeunits(sub, 9),
+                " ",
+            )
+        out = pc.replace_with_mask(out, pa.array(mask), variant)
     return out
 
 
 def _to_arrow(data: dict[str, np.ndarray], rng: np.random.Generator) -> pa.Table:
     k = len(data["t"])
     spelling = rng.choice(5, size=(2, k), p=[0.7, 0.15, 0.05, 0.05, 0.05]).astype(np.int8)
-    caller = _spell(pc.cast(pa.array(data["caller"]), pa.string()), spelling[0])
-    callee = _spell(pc.cast(pa.array(data["callee"]), pa.string()), spelling[1])
+    caller = _spell(data["caller"], spelling[0])
+    callee = _spell(data["callee"], spelling[1])
     imei = pc.cast(pa.array(data["imei"], mask=data["imei"] < 0), pa.string())
     cell = pc.cast(pa.array(data["cell"], mask=data["cell"] < 0), pa.string())
     cell = pc.binary_join_element_wise("460-00-", cell, "")
