@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from quietline.accounts.model import parse_uscc
 from quietline.complaints import queries, webhooks
 from quietline.complaints.model import (
     BLOCKING_MEASURES,
@@ -415,7 +416,7 @@ def forward(
         row = queries.get_row(session, case_id)
         cal = queries.load_calendar(session)
         row.responsible_carrier = carrier_code
-        row.responsible_company = company or row.responsible_company
+        row.responsible_company = parse_uscc(company, "company") if company else row.responsible_company
         if row.reporter_carrier and row.reporter_carrier != carrier_code:
             row.assisting_carrier = row.reporter_carrier
         row.route_basis = (
@@ -817,6 +818,8 @@ def register_endpoint(
         raise InvalidInput("carrier or enterprise", field="party_kind")
     if party_kind == "carrier":
         party_id = Carrier.parse(party_id, "party_id").value
+    else:
+        party_id = parse_uscc(party_id, "party_id")
     if actor.role in (Role.CARRIER, Role.ENTERPRISE) and actor.subject != party_id:
         raise PermissionDenied("a company registers only its own endpoint", field="party_id")
     if actor.role is Role.SUBSCRIBER:
