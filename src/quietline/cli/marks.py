@@ -176,6 +176,42 @@ def identity_register(
         console.print(f"[green]✓[/green] {view['number']} · {view['verified_name']}")
 
 
+@identity_app.command("sync-ledger")
+def identity_sync_ledger(as_json: bool = JSON_OPTION) -> None:
+    """Give every number of the caller-number ledger its enterprise's verified identity (the ledger
+    proves ownership) and withdraw ledger identities whose number left the ledger."""
+    from quietline.accounts import queries as accounts_queries
+    from quietline.callerauth import queries as ledger_queries
+
+    rt = runtime()
+    with rt.sessions() as session:
+        rows = ledger_queries.ledger(session)
+        names: dict[str, str] = {}
+        for uscc in {r.line.enterprise for r in rows}:
+            try:
+                enterprise = accounts_queries.find_enterprise(session, uscc)
+            except InvalidInput:
+                enterprise = None
+            names[uscc] = enterprise.name if enterprise else ""
+    claims = [
+        actions.OwnershipClaim(
+            number="+" + r.entry.number,
+            owner=r.line.enterprise,
+            name=names.get(r.line.enterprise) or r.line.name,
+            purpose=r.entry.purpose.label,
+        )
+        for r in rows
+    ]
+    done = actions.sync_identities(rt, cli_actor(), claims, proof="ledger")
+    if as_json:
+        emit_json(done.as_dict())
+    else:
+        console.print(
+            f"[green]✓[/green] {done.registered} registered, {done.updated} updated, {done.removed} withdrawn"
+            + (f"; conflicts: {', '.join(done.conflicts)}" if done.conflicts else "")
+        )
+
+
 @identity_app.command("remove")
 def identity_remove(number: str = typer.Argument(...), as_json: bool = JSON_OPTION) -> None:
     """Withdraw a verified identity."""

@@ -753,6 +753,106 @@ def register_identity(
     return reps[e164]
 
 
+@dataclass(frozen=True, slots=True)
+class OwnershipClaim:
+    """A number an enterprise owns according to an authoritative source (the caller-number ledger)."""
+
+    number: str
+    owner: str  # the enterprise (USCC)
+    name: str  # display name
+    purpose: str
+
+
+@dataclass
+class IdentitySync:
+    registered: int = 0
+    updated: int = 0
+    removed: int = 0
+    conflicts: list[str] = field(default_factory=list)  # numbers another owner registered by hand
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "registered": self.registered,
+            "updated": self.updated,
+            "removed": self.removed,
+            "conflicts": self.conflicts,
+        }
+
+
+def sync_identities(
+    rt: Runtime,
+    actor: Actor,
+    claims: Sequence[OwnershipClaim],
+    *,
+    proof: str = "ledger",
+    policy: ReputationPolicy | None = None,
+) -> IdentitySync:
+    """Make the identities proved by ``proof`` match an authoritative list: the caller-number ledger
+    proves ownership (issue 6, "Verified identities"), so every ledger number gets its enterprise's
+    verified identity, and identities proved by the ledger whose number left it are withdrawn. A number
+    registered by hand to a different enterprise is not overwritten: it is reported as a conflict."""
+    _require(actor, Role.OPERATOR, Role.CARRIER, what="synchronising verified identities")
+    if proof not in IDENTITY_PROOFS:
+        raise InvalidInput(f"proof must be one of {', '.join(IDENTITY_PROOFS)}", field="proof")
+    now = _now(rt)
+    wanted: dict[str, OwnershipClaim] = {}
+    for claim in claims:
+        wanted[parse(claim.number, field="number").e164] = claim
+    result = IdentitySync()
+    touched: list[str] = []
+    with rt.sessions.begin() as session:
+        rows = {row.number: row for row in session.scalars(select(IdentityRow))}
+        for number, claim in sorted(wanted.items()):
+            name = " ".join(claim.name.split())[:200] or claim.owner
+            purpose = " ".join(claim.purpose.split())[:100]
+            row = rows.get(number)
+            if row is None:
+                session.add(
+                    IdentityRow(
+                        number=number,
+                        name=name,
+                        purpose=purpose,
+                        owner=claim.owner,
+                        proof=proof,
+                        verified_at=now,
+                    )
+                )
+                result.registered += 1
+            elif row.owner != claim.owner and row.proof != proof:
+                result.conflicts.append(number)
+                continue
+            elif (row.name, row.purpose, row.owner, row.proof) != (name, purpose, claim.owner, proof):
+                row.name, row.purpose, row.owner, row.proof, row.verified_at = (
+                    name,
+                    purpose,
+                    claim.owner,
+                    proof,
+                    now,
+                )
+                result.updated += 1
+            else:
+                continue
+            touched.append(number)
+        for number, row in rows.items():
+            if row.proof == proof and number not in wanted:
+                session.delete(row)
+                result.removed += 1
+                touched.append(number)
+        session.flush()
+        audit.record(
+            session,
+            actor=actor,
+            action="marks.identity.sync",
+            subject_type="marks",
+            subject=proof,
+            at=now,
+            after={**result.as_dict(), "numbers": touched[:1000]},
+        )
+        if touched:
+            _sync(session, actor, queries.reputations(session, touched, now, _policy(policy)), now)
+    return result
+
+
 def remove_identity(
     rt: Runtime, actor: Actor, number: str, *, policy: ReputationPolicy | None = None
 ) -> None:

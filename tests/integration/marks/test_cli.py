@@ -159,3 +159,29 @@ def test_evaluate_prints_the_figures(run_cli: Run) -> None:
     assert set(report) >= {"quality", "marks_to_flag_new_spam", "brigades", "targets"}
     assert "precision" in report["quality"]["warnings"]
     assert report["marks_to_flag_new_spam"]["max"] <= 5
+
+
+def test_identities_follow_the_caller_number_ledger(run_cli: Run) -> None:
+    uscc = "91350100M000100Y43"
+    ok(run_cli, "enterprise", "add", "--uscc", uscc, "--name", "某某银行信用卡中心", "--json")
+    for args in (
+        ("callerauth", "ledger", "add-line", "--line", "L1", "--enterprise", uscc, "--name", "客服中心",
+         "--kind", "call_centre"),
+        ("callerauth", "ledger", "add-number", "--line", "L1", "--number", NUMBER,
+         "--purpose", "customer_service"),
+    ):  # fmt: skip
+        code, _, err = run_cli(*args)
+        assert code == 0, err
+    assert ok(run_cli, "marks", "identity", "sync-ledger", "--json") == {
+        "registered": 1,
+        "updated": 0,
+        "removed": 0,
+        "conflicts": [],
+    }
+    shown = ok(run_cli, "marks", "show", NUMBER, "--json")
+    assert shown["verified_name"] == "某某银行信用卡中心 · 客户服务"
+    assert shown["verified"]["proof"] == "ledger"
+    code, _, err = run_cli("callerauth", "ledger", "remove-number", "--line", "L1", "--number", NUMBER)
+    assert code == 0, err
+    assert ok(run_cli, "marks", "identity", "sync-ledger", "--json")["removed"] == 1
+    assert ok(run_cli, "marks", "show", NUMBER, "--json")["verified_name"] is None
