@@ -125,12 +125,21 @@ class LineIn(BaseModel):
     enterprise: str = Field(max_length=32, description="Unified social credit code.")
     name: str = Field(max_length=120)
     kind: str = Field(description="service_number, toll_free, voice_private_line, call_centre, sip_trunk.")
+    carrier: str | None = Field(
+        None, max_length=40, description="Operators name the carrier; a carrier is itself."
+    )
 
 
 @router.post("/ledger/lines", status_code=201, summary="Register an enterprise line (carrier, operator)")
 def add_line(body: LineIn, request: Request, actor: Keeper) -> dict[str, str]:
     actions.register_line(
-        _rt(request), actor, code=body.code, enterprise=body.enterprise, name=body.name, kind=body.kind
+        _rt(request),
+        actor,
+        code=body.code,
+        enterprise=body.enterprise,
+        name=body.name,
+        kind=body.kind,
+        carrier=body.carrier,
     )
     return {"line": body.code}
 

@@ -44,6 +44,24 @@ def _require_carrier(actor: Actor) -> None:
         raise PermissionDenied("only carriers and operators keep the caller-number ledger")
 
 
+def _require_line_keeper(actor: Actor, row: LineRow) -> None:
+    """A carrier keeps the ledger of the lines it provides; operators may act for anyone."""
+    if actor.role is Role.OPERATOR or (actor.role is Role.CARRIER and row.carrier == actor.subject):
+        return
+    keeper = row.carrier or "the operator"
+    raise PermissionDenied(f"line {row.code} is kept by {keeper}", field="line")
+
+
+def _line_carrier(actor: Actor, carrier: str | None) -> str | None:
+    """The carrier a line is registered for: a carrier registers its own lines."""
+    wanted = carrier.strip() if carrier and carrier.strip() else None
+    if actor.role is Role.CARRIER:
+        if wanted is not None and wanted != actor.subject:
+            raise PermissionDenied(f"a carrier registers only its own lines, not {wanted}'s", field="carrier")
+        return actor.subject
+    return wanted
+
+
 def _text(value: str, field: str, limit: int) -> str:
     text = value.strip()
     if not text:
@@ -83,6 +101,7 @@ class LineSpec:
     enterprise: str
     name: str
     kind: LineKind
+    carrier: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,21 +127,24 @@ def _upsert_line(session: Session, actor: Actor, spec: LineSpec, now: datetime) 
     row = session.scalar(select(LineRow).where(LineRow.code == spec.code))
     before = None
     if row is None:
-        row = LineRow(code=spec.code, created_at=now)
+        row = LineRow(code=spec.code, created_at=now, carrier=_line_carrier(actor, spec.carrier))
         session.add(row)
     else:
+        _require_line_keeper(actor, row)
         before = {"enterprise": row.enterprise, "name": row.name, "kind": row.kind}
         if row.enterprise != spec.enterprise:
             # Numbers and lines are not transferred between enterprises (DESIGN.md "Caller numbers").
             raise InvalidInput(
                 f"line {spec.code} belongs to {row.enterprise}; lines are not transferred", field="enterprise"
             )
-    after = {"enterprise": spec.enterprise, "name": spec.name, "kind": spec.kind.value}
+    after: dict[str, str | None] = {"enterprise": spec.enterprise, "name": spec.name, "kind": spec.kind.value}
     if before == after:
         return row
+    if before is None:
+        after["carrier"] = row.carrier
     row.enterprise, row.name, row.kind, row.updated_at = spec.enterprise, spec.name, spec.kind.value, now
     session.flush()
-    line = Line(spec.code, spec.enterprise, spec.name, spec.kind)
+    line = Line(spec.code, spec.enterprise, spec.name, spec.kind, row.carrier)
     changefeed.emit(session, topic=TOPIC, key=spec.code, payload=line_payload(line), at=now)
     audit.record(
         session,
@@ -172,14 +194,25 @@ def _upsert_number(session: Session, actor: Actor, line: LineRow, spec: NumberSp
     return True
 
 
-def register_line(rt: Runtime, actor: Actor, *, code: str, enterprise: str, name: str, kind: str) -> None:
-    """Add an enterprise line to the ledger (or update its name and kind)."""
+def register_line(
+    rt: Runtime,
+    actor: Actor,
+    *,
+    code: str,
+    enterprise: str,
+    name: str,
+    kind: str,
+    carrier: str | None = None,
+) -> None:
+    """Add an enterprise line to the ledger (or update its name and kind). A carrier registers
+    its own lines; an operator may name the carrier."""
     _require_carrier(actor)
     spec = LineSpec(
         _text(code, "line", 64),
         parse_uscc(enterprise, "enterprise"),
         _text(name, "line_name", 120),
         LineKind.parse(kind, "line_kind"),
+        carrier,
     )
     now = rt.clock.now()
     with rt.sessions.begin() as session:
@@ -206,6 +239,7 @@ def assign_number(
         row = session.scalar(select(LineRow).where(LineRow.code == spec.line))
         if row is None:
             raise NotFound(f"no line {spec.line!r} in the ledger", field="line")
+        _require_line_keeper(actor, row)
         return _upsert_number(session, actor, row, spec, now)
 
 
@@ -223,6 +257,7 @@ def remove_number(rt: Runtime, actor: Actor, *, line: str, number: str) -> None:
         if found is None:
             raise NotFound(f"{digits} is not on line {line!r}", field="number")
         line_row, number_row = found
+        _require_line_keeper(actor, line_row)
         audit.record(
             session,
             actor=actor,
@@ -261,6 +296,7 @@ def _parse_row(number: int, raw: dict[str, str | None]) -> tuple[LineSpec, Numbe
             parse_uscc(get("enterprise"), "enterprise"),
             _text(get("line_name"), "line_name", 120),
             LineKind.parse(get("line_kind"), "line_kind"),
+            get("carrier") or None,
         )
         undertaking = parse_undertaking(
             get("undertaking_ref"), get("undertaking_signed_on"), get("undertaking_signatory")

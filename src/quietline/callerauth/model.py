@@ -97,6 +97,7 @@ class Line:
     enterprise: str
     name: str
     kind: LineKind
+    carrier: str | None = None
 
 
 @dataclass
@@ -119,8 +120,13 @@ class LedgerSnapshot:
         """Apply one ``callerauth.ledger`` change-feed payload (see ``change_payload``)."""
         code = str(payload["line"])
         if payload["entity"] == "line":
+            carrier = payload.get("carrier")
             self.lines[code] = Line(
-                code, str(payload["enterprise"]), str(payload["name"]), LineKind.parse(str(payload["kind"]))
+                code,
+                str(payload["enterprise"]),
+                str(payload["name"]),
+                LineKind.parse(str(payload["kind"])),
+                None if carrier is None else str(carrier),
             )
             return
         key = (code, str(payload["number"]))
@@ -137,7 +143,7 @@ class LedgerSnapshot:
         self.entries[key] = LedgerEntry(code, key[1], Purpose.parse(str(payload["purpose"])), undertaking)
 
 
-def line_payload(line: Line) -> dict[str, str]:
+def line_payload(line: Line) -> dict[str, str | None]:
     """The change-feed payload announcing a line (``LedgerSnapshot.apply`` reads it)."""
     return {
         "entity": "line",
@@ -145,6 +151,7 @@ def line_payload(line: Line) -> dict[str, str]:
         "enterprise": line.enterprise,
         "name": line.name,
         "kind": line.kind.value,
+        "carrier": line.carrier,
     }
 
 

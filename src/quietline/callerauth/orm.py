@@ -20,6 +20,8 @@ class LineRow(Base):
     enterprise: Mapped[str] = mapped_column(String(32), index=True)
     name: Mapped[str] = mapped_column(String(120))
     kind: Mapped[str] = mapped_column(String(24))
+    #: The carrier providing the line, who alone (with operators) may change its ledger.
+    carrier: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 

@@ -36,6 +36,7 @@ CSV_COLUMNS = (
     "undertaking_ref",
     "undertaking_signed_on",
     "undertaking_signatory",
+    "carrier",
 )
 
 
@@ -57,11 +58,12 @@ class LedgerRow:
             "undertaking_ref": u.reference if u else "",
             "undertaking_signed_on": u.signed_on.isoformat() if u else "",
             "undertaking_signatory": u.signatory if u else "",
+            "carrier": self.line.carrier or "",
         }
 
 
 def _line(row: LineRow) -> Line:
-    return Line(row.code, row.enterprise, row.name, LineKind.parse(row.kind))
+    return Line(row.code, row.enterprise, row.name, LineKind.parse(row.kind), row.carrier)
 
 
 def _entry(line_code: str, row: CallerNumberRow) -> LedgerEntry:

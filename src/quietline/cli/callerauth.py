@@ -293,9 +293,12 @@ def ledger_add_line(
     kind: str = typer.Option(
         ..., "--kind", help="service_number, toll_free, voice_private_line, call_centre, sip_trunk."
     ),
+    carrier: str | None = typer.Option(None, "--carrier", help="The carrier providing the line."),
 ) -> None:
     """Register an enterprise line or trunk."""
-    actions.register_line(runtime(), cli_actor(), code=line, enterprise=enterprise, name=name, kind=kind)
+    actions.register_line(
+        runtime(), cli_actor(), code=line, enterprise=enterprise, name=name, kind=kind, carrier=carrier
+    )
     console.print(f"line {line} registered")
 
 

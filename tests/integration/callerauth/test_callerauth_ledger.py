@@ -150,3 +150,46 @@ def test_snapshot_follows_the_change_feed(any_runtime: Runtime) -> None:
     assert live.lines["L-PRIV"].name == "改名"
     assert decide_attestation(live, "L-PRIV", "861088886667").level is Attestation.A
     assert decide_attestation(live, "L-PRIV", "861088886666").level is Attestation.B
+
+
+def test_a_carrier_keeps_only_the_lines_it_provides(any_runtime: Runtime) -> None:
+    other = Actor(Role.CARRIER, "china_telecom")
+    operator = Actor.operator("ops")
+    _seed(any_runtime)  # registered by CARRIER (china_mobile)
+    with pytest.raises(PermissionDenied) as err:
+        actions.assign_number(any_runtime, other, line="L-PRIV", number="01088886668", purpose="notification")
+    assert err.value.field == "line"
+    with pytest.raises(PermissionDenied):
+        actions.remove_number(any_runtime, other, line="L-PRIV", number="01088886666")
+    with pytest.raises(PermissionDenied):
+        actions.register_line(any_runtime, other, code="L-PRIV", enterprise=USCC, name="x", kind="sip_trunk")
+    with pytest.raises(PermissionDenied, match="only its own"):
+        actions.register_line(
+            any_runtime,
+            other,
+            code="L-T",
+            enterprise=USCC,
+            name="x",
+            kind="sip_trunk",
+            carrier="china_mobile",
+        )
+    assert actions.assign_number(
+        any_runtime, operator, line="L-PRIV", number="01088886668", purpose="notification"
+    )
+    actions.register_line(
+        any_runtime,
+        operator,
+        code="L-OPS",
+        enterprise=USCC,
+        name="y",
+        kind="sip_trunk",
+        carrier="china_telecom",
+    )
+    actions.assign_number(any_runtime, other, line="L-OPS", number="01088886669", purpose="notification")
+    with any_runtime.sessions() as session:
+        carriers = {r.line.code: r.line.carrier for r in queries.ledger(session)}
+        exported = queries.export_csv(session)
+    assert carriers == {"L-PRIV": "china_mobile", "L-OPS": "china_telecom"}
+    assert exported.splitlines()[0].endswith(",carrier")
+    with pytest.raises(PermissionDenied):  # another carrier's file cannot take over its lines
+        actions.import_csv(any_runtime, other, exported)
