@@ -312,3 +312,30 @@ def test_bulk_ingest_reports_each_rejection(any_runtime: Runtime) -> None:
     assert [(r.index, r.field) for r in result.rejected] == [(6, "number"), (7, "label")]
     assert result.reputations[NUMBER].is_red
     assert result.label_changes == 1
+
+
+def test_ledger_sync_never_overwrites_another_owners_identity(any_runtime: Runtime) -> None:
+    actions.register_identity(
+        any_runtime, OP, number=NUMBER, name="甲公司", purpose="", proof="otp", owner="A"
+    )
+    claims = [
+        actions.OwnershipClaim(NUMBER, "B", "乙公司", "客户服务"),
+        actions.OwnershipClaim("+8613700000001", "B", "乙公司", "通知提醒"),
+    ]
+    done = actions.sync_identities(any_runtime, OP, claims)
+    assert (done.registered, done.conflicts) == (1, [NUMBER])
+    with any_runtime.sessions() as session:
+        assert queries.load_identities(session, [NUMBER])[NUMBER].owner == "A"
+    again = actions.sync_identities(any_runtime, OP, claims[1:])
+    assert (again.registered, again.updated, again.removed) == (0, 0, 0)
+    gone = actions.sync_identities(any_runtime, OP, [])
+    assert gone.removed == 1
+    with pytest.raises(PermissionDenied):
+        actions.sync_identities(any_runtime, Actor(Role.ENTERPRISE, "B"), claims)
+
+
+def test_bulk_ingest_rate_limits_each_reporter(runtime: Runtime) -> None:
+    items = [actions.MarkInput(f"+8613912340{i:03d}", "harassment", reporter(1)) for i in range(5)]
+    result = actions.ingest(runtime, OP, items, rate_limit=RateLimit(limit=3))
+    assert result.accepted == 3
+    assert [(r.index, r.field) for r in result.rejected] == [(3, "reporter"), (4, "reporter")]
