@@ -6,6 +6,7 @@ DuckDB (embedded) is the default; PySpark runs the very same Ibis expressions (o
 
 from __future__ import annotations
 
+import csv
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -117,19 +118,28 @@ def connect(backend: str) -> Iterator[Any]:
 
 
 def read_calls(con: Any, path: Path) -> ir.Table:
-    with quiet_engine_deprecations():
-        return _read_calls(con, path)
-
-
-def _read_calls(con: Any, path: Path) -> ir.Table:
+    """The call records at ``path`` as a table; a file the engine cannot read is a user error."""
     kind, files = input_files(path)
+    try:
+        with quiet_engine_deprecations():
+            return _read_calls(con, kind, files)
+    except InvalidInput:
+        raise
+    except Exception as exc:  # the engines raise their own error types (duckdb, Spark analysis)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InvalidInput(f"cannot read {path} as {kind} call records: {first}", field="input") from None
+
+
+def _read_calls(con: Any, kind: str, files: list[Path]) -> ir.Table:
     names = [str(p) for p in files]
     if kind == "parquet":
         return con.read_parquet(names if len(names) > 1 else names[0])
     # CSV: numbers must stay text (a leading 0 or + is part of the spelling).
     if con.name == "duckdb":
-        types = {"caller": "VARCHAR", "callee": "VARCHAR", "caller_imei": "VARCHAR", "caller_cell": "VARCHAR"}
-        return con.read_csv(names, types=types)
+        with files[0].open(encoding="utf-8", newline="") as fh:
+            header = set(next(csv.reader(fh), []))
+        text = ("caller", "callee", "caller_imei", "caller_cell")
+        return con.read_csv(names, types={c: "VARCHAR" for c in text if c in header})
     return con.read_csv(names, header=True, inferSchema=False)
 
 
