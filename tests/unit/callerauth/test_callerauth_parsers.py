@@ -166,3 +166,14 @@ def test_canonical_tn(text: str, digits: str) -> None:
 def test_canonical_tn_rejects(text: str) -> None:
     with pytest.raises(InvalidInput):
         canonical_tn(text)
+
+
+def test_hostile_tokens_are_refused_cleanly() -> None:
+    deep = pp.b64url_encode(b"[" * 5000)  # nesting deeper than the JSON decoder's recursion limit
+    with pytest.raises(pp.PassportFormatError, match="RecursionError"):
+        pp.decode(f"{pp.b64url_encode(b'{}')}.{deep}.AA")
+    with pytest.raises(pp.PassportFormatError, match="longer than"):
+        pp.decode("a" * 9000 + ".b.c")
+    not_utf8 = pp.b64url_encode(b"\xff\xfe{")
+    with pytest.raises(pp.PassportFormatError):
+        pp.decode(f"{not_utf8}.{not_utf8}.AA")
