@@ -62,7 +62,7 @@ from quietline.complaints.routing import NumbersResolver, Resolver
 from quietline.numbers import parse as parse_number
 from quietline.platform import audit, changefeed
 from quietline.platform.actor import Actor
-from quietline.platform.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from quietline.platform.errors import Conflict, InvalidInput, NotFound, PermissionDenied, RateLimited
 from quietline.platform.runtime import Runtime
 from quietline.platform.sms import SmsMessage
 from quietline.platform.workdays import WorkingCalendar
@@ -263,6 +263,8 @@ def file_report(
             )
         if actor.role is Role.SUBSCRIBER and actor.subject != reporter.e164:
             raise PermissionDenied("a subscriber reports from its own verified number", field="reporter")
+        if actor.role is Role.SUBSCRIBER:
+            _within_daily_quota(session, reporter.e164, now)
         reported = resolver.facts(session, filing.reported, "reported")
         if reported.e164 == reporter.e164:
             raise InvalidInput("the reported number is the reporter's own number", field="reported")
@@ -346,6 +348,23 @@ def file_sms_report(
     now = rt.clock.now()
     filing = Filing(reporter=sender, reported=reported, channel="sms", at=now, text=text, source="sms")
     return file_report(rt, actor, filing, resolver=resolver)
+
+
+#: New reports one subscriber may file in 24 hours (merged repeats count too). A policy choice against
+#: flooding and "marking wars" (REFERENCE "Marks": competitors mark each other), not a regulation.
+MAX_REPORTS_PER_DAY = 30
+
+
+def _within_daily_quota(session: Session, reporter: str, now: datetime) -> None:
+    since = now - timedelta(days=1)
+    count = session.scalar(
+        select(func.count())
+        .select_from(ReportRow)
+        .join(CaseRow, CaseRow.id == ReportRow.case_id)
+        .where(CaseRow.reporter == reporter, ReportRow.received_at > since)
+    )
+    if (count or 0) >= MAX_REPORTS_PER_DAY:
+        raise RateLimited(f"at most {MAX_REPORTS_PER_DAY} reports a day from one number", field="reporter")
 
 
 def _merge_target(session: Session, reporter: str, reported: str, received_at: datetime) -> CaseRow | None:

@@ -370,3 +370,21 @@ def test_answered_cases_close_when_the_appeal_window_passes(runtime: Runtime) ->
     with pytest.raises(Conflict, match="appeal window"):
         actions.appeal(runtime, OP, case.id, "晚了")
     assert actions.appeal(runtime, OP, case.id, "仍要申诉", window=timedelta(days=30)).row.cycle == 2
+
+
+def test_a_subscriber_cannot_flood_the_centre(runtime: Runtime) -> None:
+    from quietline.platform.errors import RateLimited
+
+    me = Actor(Role.SUBSCRIBER, "+8613800138000")
+    filing = Filing(
+        reporter=MOBILE, reported=UNICOM, channel="call", at=runtime.clock.now() - timedelta(hours=1)
+    )
+    for _ in range(actions.MAX_REPORTS_PER_DAY):
+        actions.file_report(runtime, me, filing, resolver=RESOLVER)
+    with pytest.raises(RateLimited) as info:
+        actions.file_report(runtime, me, filing, resolver=RESOLVER)
+    assert info.value.field == "reporter"
+    assert actions.file_report(runtime, OP, filing, resolver=RESOLVER).row.report_count == 31  # operators may
+    assert isinstance(runtime.clock, FakeClock)
+    runtime.clock.advance(days=1, seconds=1)
+    actions.file_report(runtime, me, filing, resolver=RESOLVER)
