@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 
-from quietline.numbers import parse
+from quietline.numbers import InvalidNumber, parse
 from quietline.platform.errors import InvalidInput
 
 _SEPARATORS = re.compile(r"[\s\-.()/]")
 _DIGITS = re.compile(r"[0-9]{1,15}")
+#: Shorter digit strings are local numbers or short codes, never a full E.164 number.
+_MIN_E164_DIGITS = 8
 
 
 def canonical_tn(text: str, field: str = "tn") -> str:
@@ -21,7 +23,9 @@ def canonical_tn(text: str, field: str = "tn") -> str:
 
     ``+`` or ``00`` international forms and ``tel:`` URIs are reduced to their digits here (any
     country); every other spelling (``138 0013 8000``, ``010-8888 6666``, ``8613800138000``) goes
-    through quietline.numbers, which knows the Chinese number plan.
+    through quietline.numbers, which knows the Chinese number plan. Plain digits that are no
+    Chinese number are taken as the PASSporT form they already are (``12155551212``); a number
+    whose country is ambiguous should be written with ``+``.
     """
     raw = text.strip()
     if raw.lower().startswith("tel:"):
@@ -32,7 +36,12 @@ def canonical_tn(text: str, field: str = "tn") -> str:
     elif compact.startswith("00") and len(compact) > 4:
         digits = compact[2:]
     else:
-        return parse(text, field).digits
+        try:
+            return parse(text, field).digits
+        except InvalidNumber:
+            if not compact.isdigit() or len(compact) < _MIN_E164_DIGITS:
+                raise
+            digits = compact
     if not _DIGITS.fullmatch(digits):
         raise InvalidInput(
             f"{text!r} is not a telephone number (digits with country code, at most 15; RFC 8225 §8.3)",

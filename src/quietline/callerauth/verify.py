@@ -32,6 +32,7 @@ from quietline.callerauth.certs import (
     UntrustedCertificate,
 )
 from quietline.callerauth.tn import canonical_tn
+from quietline.platform.errors import InvalidInput
 
 #: RFC 8224 §6.2.1: the verifier rejects an ``iat`` more than this many seconds from the call.
 FRESHNESS_SECONDS = 60
@@ -143,8 +144,14 @@ def _sort_headers(headers: Sequence[str]) -> tuple[list[_Parsed], list[_Parsed]]
 
 
 def _same_tn(given: str | None, canonical: str, field: str) -> bool:
-    """Whether a number from the call (any spelling; None = not given) is the token's number."""
-    return given is None or given == canonical or canonical_tn(given, field) == canonical
+    """Whether a number from the call (any spelling; None = not given) is the token's number.
+    A number that cannot be read is simply not the token's number (a mismatch, 438)."""
+    if given is None or given == canonical:
+        return True
+    try:
+        return canonical_tn(given, field) == canonical
+    except InvalidInput:
+        return False
 
 
 def _as_datetime(now: datetime | float) -> datetime:

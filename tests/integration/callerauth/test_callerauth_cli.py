@@ -325,3 +325,16 @@ def test_ca_with_a_crl_url_names_it_in_issued_certificates(run: InProcess, tmp_p
     bad = run("ca", "init", "--dir", str(tmp_path / "ca2"), "--crl-url", "ftp://x")
     assert bad.returncode == 2
     assert not (tmp_path / "ca2" / "ca.key").exists()
+
+
+def test_sign_and_verify_north_american_digits(run: InProcess, pki: Path, tmp_path: Path) -> None:
+    iat = int(time.time())
+    token = run("sign", "--orig", "12155551212", "--dest", "12155551213", "--attest", "A",
+                "--key", str(pki / "sp.key"), "--x5u", X5U, "--iat", str(iat))  # fmt: skip
+    assert token.returncode == 0, token.stderr
+    (tmp_path / "t.jws").write_text(token.stdout)
+    base = ["verify", "--passport", str(tmp_path / "t.jws"), "--cert", str(pki / "sp.pem"), "--now", str(iat)]
+    ok = json.loads(run(*base, "--orig", "12155551212", "--dest", "12155551213", "--json").stdout)
+    assert (ok["valid"], ok["orig"], ok["dest"]) == (True, "12155551212", ["12155551213"])
+    wrong = json.loads(run(*base, "--dest", "12155551299", "--json").stdout)
+    assert (wrong["valid"], wrong["reason_code"]) == (False, 438)

@@ -156,13 +156,16 @@ def test_der_lengths() -> None:
         ("+86 138 0013 8000", "8613800138000"),
         ("0086-10-8888-6666", "861088886666"),
         ("tel:+12155551212", "12155551212"),
+        ("12155551212", "12155551212"),  # already the PASSporT form of a US number
+        ("13800138000", "8613800138000"),  # a Chinese mobile in national form
+        ("442079460000", "442079460000"),
     ],
 )
 def test_canonical_tn(text: str, digits: str) -> None:
     assert canonical_tn(text) == digits
 
 
-@pytest.mark.parametrize("text", ["+", "+86x", "+1234567890123456"])
+@pytest.mark.parametrize("text", ["+", "+86x", "+1234567890123456", "1234", "abc"])
 def test_canonical_tn_rejects(text: str) -> None:
     with pytest.raises(InvalidInput):
         canonical_tn(text)

@@ -386,3 +386,14 @@ def test_a_ca_certificate_cannot_sign_passports(pki: Any) -> None:
     verdict = Verifier(store, pki.trust).verify_token(pp.sign(_passport(), pki.ca.key), now=NOW)
     assert verdict.reason_code is Reason.UNSUPPORTED_CREDENTIAL
     assert "key usage" in verdict.reason
+
+
+def test_north_american_numbers_in_passport_form(pki: Any) -> None:
+    """The usual STIR/SHAKEN examples: plain E.164 digits of +1 numbers, no Chinese number plan."""
+    token = pp.sign(_passport(orig="12155551212", dest="12155551213"), pki.key)
+    verifier = pki.verifier()
+    assert verifier.verify_token(token, now=NOW, orig="12155551212", dest="+1 215 555 1213").valid
+    wrong = verifier.verify_token(token, now=NOW, orig="12155551212", dest="12155551214")
+    assert wrong.reason_code is Reason.INVALID_IDENTITY_HEADER
+    unreadable = verifier.verify_token(token, now=NOW, orig="12155551212", dest="not a number")
+    assert unreadable.reason_code is Reason.INVALID_IDENTITY_HEADER
