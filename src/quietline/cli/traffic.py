@@ -6,6 +6,7 @@ are a contract the checks use (issue 7): keep ``generate``, ``detect`` and ``eva
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -202,3 +203,40 @@ def watch(
         pass
     rejected = ", ".join(f"{k}={v}" for k, v in sorted(stats.rejected.items())) or "none"
     _note(f"{stats.rows:,} rows read; set aside: {rejected}; {detector.active_callers} callers tracked")
+
+
+@app.command("watch-nats")
+def watch_nats(
+    subject: str = typer.Argument(..., help="JetStream subject carrying one JSON call record per message."),
+    url: str = typer.Option("nats://127.0.0.1:4222", "--url", help="NATS server."),
+    stream: str = typer.Option("QUIETLINE_CDR", "--stream", help="JetStream stream (created if missing)."),
+    durable: str = typer.Option("quietline-bombing", "--durable", help="Durable consumer name."),
+    idle_exit: float | None = typer.Option(None, "--idle-exit", help="Stop after this many idle seconds."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Streaming call-bombing detector on a NATS JetStream subject (alerts as with ``watch``)."""
+    from quietline.traffic.nats_source import watch_nats as run
+    from quietline.traffic.streaming import BombingAlert, BombingDetector, StreamStats
+
+    def show(alert: BombingAlert) -> None:
+        if as_json:
+            sys.stdout.write(json.dumps(alert.as_dict(), ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        else:
+            console.print(f"[bold red]bombing[/] {alert.caller} → {alert.callee} since {alert.onset}")
+
+    detector = BombingDetector()
+    stats = StreamStats()
+    with contextlib.suppress(KeyboardInterrupt):
+        run(
+            subject,
+            detector,
+            stats,
+            show,
+            url=url,
+            stream=stream,
+            durable=durable,
+            idle_exit_seconds=idle_exit,
+        )
+    rejected = ", ".join(f"{k}={v}" for k, v in sorted(stats.rejected.items())) or "none"
+    _note(f"{stats.rows:,} messages read; set aside: {rejected}")
