@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Boolean, Date, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Date, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from quietline.platform.db import Base, UtcDateTime
@@ -16,10 +16,12 @@ class MarkRow(Base):
     """A reporter's live mark on a number: one per (number, reporter); a new mark replaces it."""
 
     __tablename__ = "marks_marks"
-    __table_args__ = (UniqueConstraint("number", "reporter"), Index("ix_marks_marks_reporter", "reporter"))
+    # The unique (number, reporter) index also serves look-ups by number (its leading column), so no
+    # separate index on number is kept: one index fewer to maintain on every ingested mark.
+    __table_args__ = (UniqueConstraint("number", "reporter"),)
 
     id: Mapped[int] = mapped_column(_ID, primary_key=True)
-    number: Mapped[str] = mapped_column(String(32), index=True)
+    number: Mapped[str] = mapped_column(String(32))
     reporter: Mapped[str] = mapped_column(String(32))
     label: Mapped[str] = mapped_column(String(40))
     at: Mapped[datetime] = mapped_column(UtcDateTime)
