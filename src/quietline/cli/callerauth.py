@@ -218,11 +218,18 @@ def ca_issue(
     tn_range = _tn_ranges(ctx.args)
     if not spc and not tn_range and not tn:
         fail("give --spc, --tn-range or --tn (TNAuthList needs at least one entry)")
+    if out.is_dir():  # a directory: the certificate and key go in it as sp.pem and sp.key
+        out = out / "sp.pem"
+    key_path = key_out or out.with_suffix(".key")
+    if key_path.resolve() == out.resolve():
+        fail("--out and --key-out name the same file")
     ca = CertificateAuthority.load(directory)
     key, cert = ca.issue(now=SystemClock().now(), spc=spc, tn_ranges=tn_range, tns=tn, days=days)
-    key_path = key_out or out.with_suffix(".key")
-    write_private(key_path, private_key_pem(key))
-    write_certificate(out, cert, [ca.cert])
+    try:
+        write_private(key_path, private_key_pem(key))
+        write_certificate(out, cert, [ca.cert])
+    except OSError as exc:
+        fail(f"cannot write the certificate or key: {exc}")
     if as_json:
         emit_json({"serial": cert.serial_number, "cert": str(out), "key": str(key_path)})
     else:

@@ -338,3 +338,14 @@ def test_sign_and_verify_north_american_digits(run: InProcess, pki: Path, tmp_pa
     assert (ok["valid"], ok["orig"], ok["dest"]) == (True, "12155551212", ["12155551213"])
     wrong = json.loads(run(*base, "--dest", "12155551299", "--json").stdout)
     assert (wrong["valid"], wrong["reason_code"]) == (False, 438)
+
+
+def test_ca_issue_into_a_directory(run: InProcess, tmp_path: Path) -> None:
+    assert run("ca", "init", "--dir", str(tmp_path / "ca")).returncode == 0
+    (tmp_path / "out").mkdir()
+    issued = run(
+        "ca", "issue", "--dir", str(tmp_path / "ca"), "--spc", "1", "--out", str(tmp_path / "out"), "--json"
+    )
+    paths = json.loads(issued.stdout)
+    assert Path(paths["cert"]) == tmp_path / "out" / "sp.pem"
+    assert stat.S_IMODE(Path(paths["key"]).stat().st_mode) == 0o600
