@@ -17,7 +17,7 @@ two offset reads and a scan of a handful of adjacent remainders, vectorised with
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,9 @@ TARGET_LOAD = 4
 WINDOW = 4
 #: Queries handled per vectorised chunk (keeps temporaries in cache).
 CHUNK = 1 << 14
+#: Regions of at most this many numbers get a bit filter (32 bits per number: ~3 % false candidates).
+FILTER_MAX = 1 << 16
+FILTER_BITS_PER_ENTRY = 32
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -81,6 +84,10 @@ class _Region:
     rem_bits: int
     offsets: npt.NDArray[np.uint32]
     rems: npt.NDArray[np.unsignedinteger[Any]]
+    #: The bit filter of a small region, built on first batch use.
+    filter_cache: list[tuple[int, npt.NDArray[np.uint8]]] = field(
+        default_factory=list, compare=False, repr=False
+    )
 
     @classmethod
     def build(cls, offsets_u: npt.NDArray[np.uint64]) -> _Region:
@@ -91,46 +98,77 @@ class _Region:
         buckets = (h >> np.uint64(rem_bits)).astype(np.int64)
         offsets = np.zeros((1 << bbits) + 1, dtype=np.uint32)
         np.cumsum(np.bincount(buckets, minlength=1 << bbits), out=offsets[1:])
-        rems = (h & np.uint64((1 << rem_bits) - 1)).astype(_rem_dtype(rem_bits))
+        rems = np.zeros(
+            len(h) + WINDOW, dtype=_rem_dtype(rem_bits)
+        )  # padded: a window never runs off the end
+        rems[: len(h)] = h & np.uint64((1 << rem_bits) - 1)
         return cls(rem_bits, offsets, rems)
+
+    @property
+    def count(self) -> int:
+        return int(self.offsets[-1])
 
     def offsets_of_members(self) -> npt.NDArray[np.uint64]:
         counts: IntArray = np.diff(self.offsets.astype(np.int64)).astype(np.int64)
         buckets = np.repeat(np.arange(len(counts), dtype=np.uint64), counts)
-        h = (buckets << np.uint64(self.rem_bits)) | self.rems.astype(np.uint64)
+        h = (buckets << np.uint64(self.rem_bits)) | self.rems[: self.count].astype(np.uint64)
         return (h * np.uint64(INVERSE)) & np.uint64(OFFSET_MASK)
 
     def contains_many(self, offsets_u: npt.NDArray[np.uint64]) -> BoolArray:
         out = np.zeros(len(offsets_u), dtype=np.bool_)
-        rems = self.rems
-        last = len(rems) - 1
-        if last < 0:
+        count = self.count
+        if count == 0:
             return out
-        mask = np.uint64((1 << self.rem_bits) - 1)
-        shift = np.uint64(self.rem_bits)
+        if count <= FILTER_MAX:
+            # Small set (system lists, consents): a bit filter in cache rules out nearly every query,
+            # and only the few candidates are looked up exactly.
+            fbits, bitmap = self._filter()
+            h = (offsets_u * np.uint64(MULTIPLIER)) & np.uint64(OFFSET_MASK)
+            f = h >> np.uint64(OFFSET_BITS - fbits)
+            maybe = (bitmap[f >> np.uint64(3)] >> (f & np.uint64(7)).astype(np.uint8)) & np.uint8(1)
+            candidates = np.flatnonzero(maybe)
+            if len(candidates):
+                out[candidates] = self._exact(offsets_u[candidates])
+            return out
         for start in range(0, len(offsets_u), CHUNK):
             chunk = offsets_u[start : start + CHUNK]
-            h = (chunk * np.uint64(MULTIPLIER)) & np.uint64(OFFSET_MASK)
-            b = (h >> shift).astype(np.intp)
-            r = (h & mask).astype(rems.dtype)
-            s = self.offsets[b].astype(np.intp)
-            e = self.offsets[b + 1].astype(np.intp)
-            hit = np.zeros(len(chunk), dtype=np.bool_)
-            for j in range(WINDOW):
-                pos = s + j
-                hit |= (rems[np.minimum(pos, last)] == r) & (pos < e)
-            pending = np.nonzero(((e - s) > WINDOW) & ~hit)[0]
-            j = WINDOW
-            while len(pending):
-                pos = s[pending] + j
-                inside = pos < e[pending]
-                pending, pos = pending[inside], pos[inside]
-                found = rems[pos] == r[pending]
-                hit[pending[found]] = True
-                pending = pending[~found]
-                j += 1
-            out[start : start + len(chunk)] = hit
+            out[start : start + len(chunk)] = self._exact(chunk)
         return out
+
+    def _filter(self) -> tuple[int, npt.NDArray[np.uint8]]:
+        if self.filter_cache:
+            return self.filter_cache[0]
+        count = self.count
+        fbits = max(10, int(np.ceil(np.log2(max(count, 1) * FILTER_BITS_PER_ENTRY))))
+        h = (self.offsets_of_members() * np.uint64(MULTIPLIER)) & np.uint64(OFFSET_MASK)
+        f = (h >> np.uint64(OFFSET_BITS - fbits)).astype(np.int64)
+        bitmap = np.zeros((1 << fbits) // 8, dtype=np.uint8)
+        np.bitwise_or.at(bitmap, f >> 3, (1 << (f & 7)).astype(np.uint8))
+        self.filter_cache.append((fbits, bitmap))
+        return fbits, bitmap
+
+    def _exact(self, chunk: npt.NDArray[np.uint64]) -> BoolArray:
+        rems = self.rems
+        h = (chunk * np.uint64(MULTIPLIER)) & np.uint64(OFFSET_MASK)
+        b = (h >> np.uint64(self.rem_bits)).astype(np.intp)
+        r = (h & np.uint64((1 << self.rem_bits) - 1)).astype(rems.dtype)
+        s = self.offsets[b].astype(np.intp)
+        n = self.offsets[b + 1].astype(np.intp) - s
+        hit = rems[s] == r
+        hit &= n > 0
+        for j in range(1, WINDOW):
+            hit |= (rems[s + j] == r) & (n > j)
+        pending = np.flatnonzero((n > WINDOW) & ~hit)
+        j = WINDOW
+        while len(pending):
+            inside = n[pending] > j
+            pending = pending[inside]
+            found = rems[s[pending] + j] == r[pending]
+            hit[pending[found]] = True
+            pending = pending[~found]
+            j += 1
+        result: BoolArray = hit
+        return result
 
 
 class NumberSet:
@@ -140,7 +178,7 @@ class NumberSet:
 
     def __init__(self, regions: Mapping[int, _Region]) -> None:
         self._regions = dict(regions)
-        self._count = sum(len(r.rems) for r in self._regions.values())
+        self._count = sum(r.count for r in self._regions.values())
         # Scalar lookups read memoryviews: indexing one is several times faster than indexing numpy.
         self._lookup = {
             key: (r.rem_bits, (1 << r.rem_bits) - 1, r.offsets.data, r.rems.data)

@@ -446,13 +446,9 @@ class Snapshot:
         n = len(callers_a)
         if len(callees_a) != n:
             raise ValueError("callers and callees differ in length")
-        reasons = np.full(n, REASON_INDEX[Reason.DEFAULT_ALLOW], dtype=np.uint8)
-        open_ = np.ones(n, dtype=np.bool_)
-
-        def settle(mask: npt.NDArray[np.bool_], reason: Reason) -> None:
-            hit = mask & open_
-            reasons[hit] = REASON_INDEX[reason]
-            open_[hit] = False
+        # (condition, reason) in the order of the decision; the first that holds decides a row.
+        steps: list[tuple[npt.NDArray[np.bool_], npt.NDArray[np.uint8] | int]] = []
+        code = REASON_INDEX
 
         never = np.zeros(n, dtype=np.bool_)
         if caller_never_block is not None:
@@ -461,40 +457,50 @@ class Snapshot:
             never |= np.isin(callers_a, np.fromiter(self.never_block, dtype=np.int64))
         if caller_national is not None:
             never |= np.fromiter((s in self.never_block_national for s in caller_national), np.bool_, n)
-        settle(never, Reason.NEVER_BLOCK)
+        steps.append((never, code[Reason.NEVER_BLOCK]))
         if self.personal:
-            owned = np.flatnonzero(self._owner_set().contains_many(callees_a) & open_)
+            personal = np.full(n, 255, dtype=np.uint8)
             international = (
                 np.asarray(caller_international, dtype=np.bool_)
                 if caller_international is not None
                 else np.zeros(n, dtype=np.bool_)
             )
-            for i in owned.tolist():
+            for i in np.flatnonzero(self._owner_set().contains_many(callees_a)).tolist():
                 lists = self.personal.get(int(callees_a[i]))
                 if lists is None:
                     continue
                 national = caller_national[i] if caller_national is not None else ""
                 reason = lists.match(int(callers_a[i]), national, bool(international[i]))
                 if reason is not None:
-                    reasons[i] = REASON_INDEX[reason]
-                    open_[i] = False
-        if len(self.system_allow):
-            settle(self.system_allow.contains_many(callers_a), Reason.SYSTEM_ALLOW)
-        if len(self.system_block):
-            settle(self.system_block.contains_many(callers_a), Reason.SYSTEM_BLOCK)
-        if len(self.high_risk):
-            settle(self.high_risk.contains_many(callers_a), Reason.SYSTEM_BLOCK)
+                    personal[i] = code[reason]
+            steps.append((personal != 255, personal))
+        for live, reason in (
+            (self.system_allow, Reason.SYSTEM_ALLOW),
+            (self.system_block, Reason.SYSTEM_BLOCK),
+            (self.high_risk, Reason.SYSTEM_BLOCK),
+        ):
+            if len(live):
+                steps.append((live.contains_many(callers_a), code[reason]))
         if category is not None:
             ch = channel.value
-            refused = self.refusals[(category.value, ch)].contains_many(callees_a)
-            refused |= self.refusals[(ALL_CATEGORIES, ch)].contains_many(callees_a)
+            refused = np.zeros(n, dtype=np.bool_)
+            for scope in (category.value, ALL_CATEGORIES):
+                if len(self.refusals[(scope, ch)]):
+                    refused |= self.refusals[(scope, ch)].contains_many(callees_a)
             granted = self.consents.get((enterprise, category.value, ch)) if enterprise else None
-            consented = granted.contains_many(callees_a) if granted is not None else np.zeros(n, np.bool_)
-            settle(refused & ~consented, Reason.REFUSED_CATEGORY)
+            if granted is not None and len(granted):
+                not_consented = ~granted.contains_many(callees_a)
+                steps.append((refused & not_consented, code[Reason.REFUSED_CATEGORY]))
+            else:
+                not_consented = np.ones(n, dtype=np.bool_)
+                steps.append((refused, code[Reason.REFUSED_CATEGORY]))
             if self.strict:
-                settle(~consented, Reason.NO_CONSENT)
+                steps.append((not_consented, code[Reason.NO_CONSENT]))
         if len(self.warnings):
-            settle(self.warnings.contains_many(callers_a), Reason.CROWD_WARNING)
+            steps.append((self.warnings.contains_many(callers_a), code[Reason.CROWD_WARNING]))
+        reasons = np.full(n, code[Reason.DEFAULT_ALLOW], dtype=np.uint8)
+        for condition, reason_code in reversed(steps):  # earlier steps overwrite later ones
+            np.copyto(reasons, reason_code, where=condition, casting="unsafe")
         return DECISION_OF_REASON[reasons], reasons
 
     def _owner_set(self) -> NumberSet:
