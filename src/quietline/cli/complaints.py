@@ -482,6 +482,28 @@ def webhooks_add(
         console.print(f"endpoint {endpoint_id}; secret (shown once): {shared}")
 
 
+@webhooks_app.command("rotate")
+def webhooks_rotate(
+    endpoint_id: int = typer.Argument(..., help="The endpoint id."), as_json: bool = JSON_OPTION
+) -> None:
+    """Rotate an endpoint's secret (the old one keeps signing for 24 hours); prints the new one once."""
+    secret = actions.rotate_endpoint_secret(runtime(), cli_actor(), endpoint_id)
+    if as_json:
+        emit_json({"id": endpoint_id, "secret": secret})
+    else:
+        console.print(f"endpoint {endpoint_id}; new secret (shown once): {secret}")
+
+
+@webhooks_app.command("pause")
+def webhooks_pause(
+    endpoint_id: int = typer.Argument(..., help="The endpoint id."),
+    resume: bool = typer.Option(False, "--resume", help="Resume instead of pausing."),
+) -> None:
+    """Pause (or resume) deliveries to an endpoint; nothing is dropped while paused."""
+    actions.set_endpoint_active(runtime(), cli_actor(), endpoint_id, active=resume)
+    console.print(f"endpoint {endpoint_id} {'resumed' if resume else 'paused'}")
+
+
 @webhooks_app.command("list")
 def webhooks_list(
     status: str | None = typer.Option(None, "--status", help="pending, delivered or dead."),

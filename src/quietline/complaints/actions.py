@@ -869,5 +869,58 @@ def register_endpoint(
         return row.id, secret
 
 
+#: How long the old secret keeps signing after a rotation, so receivers can switch without a gap.
+ROTATION_OVERLAP = timedelta(hours=24)
+
+
+def _own_endpoint(session: Session, actor: Actor, endpoint_id: int) -> WebhookEndpointRow:
+    row = session.get(WebhookEndpointRow, endpoint_id)
+    if row is None or (actor.role in (Role.CARRIER, Role.ENTERPRISE) and actor.subject != row.party_id):
+        raise NotFound(f"no webhook endpoint {endpoint_id}", field="id")
+    if actor.role is Role.SUBSCRIBER:
+        raise PermissionDenied("subscribers have no webhook endpoints", field="id")
+    return row
+
+
+def rotate_endpoint_secret(rt: Runtime, actor: Actor, endpoint_id: int) -> str:
+    """A new shared secret; the old one also signs for ``ROTATION_OVERLAP`` (two ``v1=`` values)."""
+    now = rt.clock.now()
+    secret = _secrets.token_urlsafe(32)
+    with rt.sessions.begin() as session:
+        lock_for_write(session)
+        row = _own_endpoint(session, actor, endpoint_id)
+        row.previous_secret, row.previous_until, row.secret = row.secret, now + ROTATION_OVERLAP, secret
+        audit.record(
+            session,
+            actor=actor,
+            action="complaint.webhook_rotate",
+            subject_type="webhook_endpoint",
+            subject=str(endpoint_id),
+            at=now,
+            after={"previous_until": row.previous_until.isoformat()},
+        )
+    return secret
+
+
+def set_endpoint_active(rt: Runtime, actor: Actor, endpoint_id: int, *, active: bool) -> None:
+    """Pause or resume an endpoint; its deliveries wait (never dropped) while it is paused."""
+    now = rt.clock.now()
+    with rt.sessions.begin() as session:
+        lock_for_write(session)
+        row = _own_endpoint(session, actor, endpoint_id)
+        before = {"active": row.active}
+        row.active = active
+        audit.record(
+            session,
+            actor=actor,
+            action="complaint.webhook_active",
+            subject_type="webhook_endpoint",
+            subject=str(endpoint_id),
+            at=now,
+            before=before,
+            after={"active": active},
+        )
+
+
 def deliver_webhooks(rt: Runtime, transport: webhooks.Transport, limit: int = 100) -> webhooks.DeliveryReport:
     return webhooks.deliver_due(rt.sessions, transport, rt.clock.now(), limit)

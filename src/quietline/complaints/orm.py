@@ -162,6 +162,9 @@ class WebhookEndpointRow(Base):
     party_id: Mapped[str] = mapped_column(String(60), index=True)
     url: Mapped[str] = mapped_column(String(500))
     secret: Mapped[str] = mapped_column(String(200))
+    #: During a rotation the old secret also signs (a second ``v1=`` value) until ``previous_until``.
+    previous_secret: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    previous_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 

@@ -65,15 +65,18 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
 
 
 def signed_headers(
-    secret: str, *, delivery_id: str, event: str, body: bytes, now: datetime
+    secret: str | list[str], *, delivery_id: str, event: str, body: bytes, now: datetime
 ) -> dict[str, str]:
+    """Headers of one attempt; with several secrets (a rotation in progress) one ``v1=`` per secret,
+    so a receiver holding either the old or the new secret verifies the delivery."""
     timestamp = int(now.timestamp())
+    keys = [secret] if isinstance(secret, str) else secret
     return {
         "Content-Type": "application/json; charset=utf-8",
         DELIVERY_HEADER: delivery_id,
         EVENT_HEADER: event,
         TIMESTAMP_HEADER: str(timestamp),
-        SIGNATURE_HEADER: signature(secret, timestamp, body),
+        SIGNATURE_HEADER: ",".join(signature(key, timestamp, body) for key in keys),
     }
 
 
@@ -188,14 +191,12 @@ def enqueue(
     case_id: int | None,
     now: datetime,
 ) -> int:
-    """Add one outbox row per active endpoint of each recipient, inside the caller's transaction."""
+    """Add one outbox row per endpoint of each recipient, inside the caller's transaction."""
     if not recipients:
         return 0
     endpoints = session.scalars(
-        select(WebhookEndpointRow).where(
-            WebhookEndpointRow.active.is_(True),
-            WebhookEndpointRow.party_id.in_([pid for _, pid in recipients]),
-        )
+        # Paused endpoints get their rows too: they wait in the outbox until the endpoint resumes.
+        select(WebhookEndpointRow).where(WebhookEndpointRow.party_id.in_([pid for _, pid in recipients]))
     ).all()
     wanted = set(recipients)
     body = encode({"event": event, **payload})
@@ -234,7 +235,7 @@ class DeliveryReport:
 class _Claim:
     id: str
     url: str
-    secret: str
+    secrets: list[str]
     event: str
     body: str
     attempts: int
@@ -246,7 +247,11 @@ def _claim(sessions: sessionmaker[Session], now: datetime, limit: int) -> list[_
         query = (
             select(WebhookDeliveryRow, WebhookEndpointRow)
             .join(WebhookEndpointRow, WebhookEndpointRow.id == WebhookDeliveryRow.endpoint_id)
-            .where(WebhookDeliveryRow.status == STATUS_PENDING, WebhookDeliveryRow.next_attempt_at <= now)
+            .where(
+                WebhookDeliveryRow.status == STATUS_PENDING,
+                WebhookDeliveryRow.next_attempt_at <= now,
+                WebhookEndpointRow.active.is_(True),  # a disabled endpoint's rows wait for it
+            )
             .order_by(WebhookDeliveryRow.next_attempt_at)
             .limit(limit)
         )
@@ -255,7 +260,10 @@ def _claim(sessions: sessionmaker[Session], now: datetime, limit: int) -> list[_
         claims = []
         for row, endpoint in session.execute(query).all():
             row.next_attempt_at = now + LEASE
-            claims.append(_Claim(row.id, endpoint.url, endpoint.secret, row.event, row.body, row.attempts))
+            keys = [endpoint.secret]
+            if endpoint.previous_secret and endpoint.previous_until and endpoint.previous_until > now:
+                keys.append(endpoint.previous_secret)
+            claims.append(_Claim(row.id, endpoint.url, keys, row.event, row.body, row.attempts))
         return claims
 
 
@@ -266,7 +274,7 @@ def deliver_due(
     report = DeliveryReport()
     for claim in _claim(sessions, now, limit):
         body = claim.body.encode()
-        headers = signed_headers(claim.secret, delivery_id=claim.id, event=claim.event, body=body, now=now)
+        headers = signed_headers(claim.secrets, delivery_id=claim.id, event=claim.event, body=body, now=now)
         error: str | None = None
         try:
             status = transport.post(claim.url, body, headers)

@@ -171,3 +171,40 @@ def test_unreachable_receiver_is_retried_not_dropped(runtime: Runtime, clock: Fa
     assert row.status == "pending"
     assert row.last_error is not None
     assert "Connect" in row.last_error
+
+
+class Capture:
+    def __init__(self) -> None:
+        self.posts: list[tuple[dict[str, str], bytes]] = []
+
+    def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        self.posts.append((headers, body))
+        return 200
+
+
+def test_secret_rotation_overlap_and_pause(runtime: Runtime, clock: FakeClock) -> None:
+    endpoint_id, old = actions.register_endpoint(
+        runtime, OP, party_kind="carrier", party_id="china_unicom", url="https://u.example/h"
+    )
+    new = actions.rotate_endpoint_secret(runtime, OP, endpoint_id)
+    capture = Capture()
+    _file(runtime)
+    actions.deliver_webhooks(runtime, capture)
+    headers, body = capture.posts[-1]
+    for secret in (old, new):  # receivers on either secret accept during the overlap
+        webhooks.verify(secret, headers, body, now=clock.now())
+    clock.advance(hours=25)
+    actions.set_endpoint_active(runtime, OP, endpoint_id, active=False)
+    runtime_case = _file(runtime)
+    assert actions.deliver_webhooks(runtime, capture).delivered == 0  # paused: waits, not dropped
+    actions.set_endpoint_active(runtime, OP, endpoint_id, active=True)
+    assert actions.deliver_webhooks(runtime, capture).delivered == 1
+    headers, body = capture.posts[-1]
+    assert webhooks.verify(new, headers, body, now=clock.now()).payload["case"]["id"] == runtime_case
+    with pytest.raises(webhooks.SignatureInvalid):
+        webhooks.verify(old, headers, body, now=clock.now())  # the overlap is over
+    from quietline.platform.errors import NotFound
+    from quietline.vocabulary import Role
+
+    with pytest.raises(NotFound):  # another carrier cannot touch the endpoint
+        actions.rotate_endpoint_secret(runtime, Actor(Role.CARRIER, "china_mobile"), endpoint_id)
