@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -35,6 +36,17 @@ CRL = "crl.pem"
 SETTINGS = "ca.json"
 #: How long a published CRL is good for before the next one is due (RFC 5280 §5.1.2.5).
 CRL_LIFETIME = timedelta(days=7)
+
+
+@contextmanager
+def _files(directory: Path) -> Iterator[None]:
+    """File-system trouble in the CA directory is a user error with one clear line."""
+    try:
+        yield
+    except OSError as exc:
+        raise InvalidInput(f"CA directory {directory}: {exc.strerror or exc}", field="dir") from exc
+    except (ValueError, TypeError, KeyError) as exc:  # a damaged issued.json / ca.json
+        raise InvalidInput(f"CA directory {directory} holds a damaged file: {exc}", field="dir") from exc
 
 
 def new_key() -> ec.EllipticCurvePrivateKey:
@@ -143,6 +155,18 @@ class CertificateAuthority:
             .add_extension(ski, critical=False)
             .sign(key, hashes.SHA256())
         )
+        with _files(directory):
+            return cls._write_new(directory, key, cert, crl_url, now)
+
+    @classmethod
+    def _write_new(
+        cls,
+        directory: Path,
+        key: ec.EllipticCurvePrivateKey,
+        cert: x509.Certificate,
+        crl_url: str | None,
+        now: datetime,
+    ) -> CertificateAuthority:
         directory.mkdir(parents=True, exist_ok=True)
         write_private(directory / CA_KEY, private_key_pem(key))
         (directory / CA_CERT).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -157,18 +181,21 @@ class CertificateAuthority:
         if not (directory / CA_KEY).exists():
             raise NotFound(f"no CA in {directory} (run `quietline callerauth ca init`)", field="dir")
         key = load_private_key(directory / CA_KEY)
-        cert = load_certificates((directory / CA_CERT).read_bytes())[0]
-        settings_path = directory / SETTINGS
-        settings = json.loads(settings_path.read_text(encoding="utf-8")) if settings_path.exists() else {}
-        return cls(directory, key, cert, settings.get("crl_url"))
+        with _files(directory):
+            cert = load_certificates((directory / CA_CERT).read_bytes())[0]
+            settings_path = directory / SETTINGS
+            settings = json.loads(settings_path.read_text(encoding="utf-8")) if settings_path.exists() else {}
+            return cls(directory, key, cert, settings.get("crl_url"))
 
     def issued(self) -> list[Issued]:
-        rows = json.loads((self.directory / ISSUED).read_text(encoding="utf-8"))
-        return [Issued(**row) for row in rows]
+        with _files(self.directory):
+            rows = json.loads((self.directory / ISSUED).read_text(encoding="utf-8"))
+            return [Issued(**row) for row in rows]
 
     def _save_issued(self, rows: Sequence[Issued]) -> None:
         text = json.dumps([r.as_dict() for r in rows], ensure_ascii=False, indent=2)
-        (self.directory / ISSUED).write_text(text + "\n", encoding="utf-8")
+        with _files(self.directory):
+            (self.directory / ISSUED).write_text(text + "\n", encoding="utf-8")
 
     def issue(
         self,
@@ -266,7 +293,9 @@ class CertificateAuthority:
 
     def write_crl(self, *, now: datetime) -> Path:
         path = self.directory / CRL
-        path.write_bytes(self.crl(now=now).public_bytes(serialization.Encoding.PEM))
+        data = self.crl(now=now).public_bytes(serialization.Encoding.PEM)
+        with _files(self.directory):
+            path.write_bytes(data)
         return path
 
 

@@ -349,3 +349,20 @@ def test_ca_issue_into_a_directory(run: InProcess, tmp_path: Path) -> None:
     paths = json.loads(issued.stdout)
     assert Path(paths["cert"]) == tmp_path / "out" / "sp.pem"
     assert stat.S_IMODE(Path(paths["key"]).stat().st_mode) == 0o600
+
+
+def test_ca_file_trouble_is_one_line(run: InProcess, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    blocked = run("ca", "init", "--dir", str(tmp_path / "file" / "ca"))
+    assert blocked.returncode == 2
+    assert blocked.stderr.startswith("error: dir: ")
+    assert run("ca", "init", "--dir", str(tmp_path / "ca")).returncode == 0
+    (tmp_path / "ca" / "issued.json").write_text("{damaged")
+    damaged = run("ca", "list", "--dir", str(tmp_path / "ca"))
+    assert damaged.returncode == 2
+    assert "damaged" in damaged.stderr
+    missing = run(
+        "ca", "issue", "--dir", str(tmp_path / "nope"), "--spc", "1", "--out", str(tmp_path / "x.pem")
+    )
+    assert missing.returncode == 2
+    assert "ca init" in missing.stderr
