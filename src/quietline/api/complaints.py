@@ -365,3 +365,38 @@ def register_webhook(request: Request, body: EndpointIn, actor: EndpointOwner) -
         "secret": secret,
         "signature": "v1=HMAC-SHA256(secret, timestamp + '.' + body)",
     }
+
+
+@router.get(
+    "/complaints/webhooks/deliveries",
+    summary="Webhook deliveries, newest first: own (carrier, enterprise) or all (operator)",
+)
+def webhook_deliveries(
+    request: Request, actor: EndpointOwner, status: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    party = None if actor.role is Role.OPERATOR else actor.subject
+    with _rt(request).sessions() as session:
+        return queries.webhook_deliveries(session, status, max(1, min(limit, 1000)), party)
+
+
+@router.post(
+    "/complaints/webhooks/{endpoint_id}/rotate",
+    summary="New shared secret; the old one signs too for 24 h (carrier, enterprise for its own; operator)",
+)
+def rotate_webhook_secret(request: Request, endpoint_id: int, actor: EndpointOwner) -> dict[str, Any]:
+    return {"id": endpoint_id, "secret": actions.rotate_endpoint_secret(_rt(request), actor, endpoint_id)}
+
+
+class EndpointStateIn(BaseModel):
+    active: bool
+
+
+@router.post(
+    "/complaints/webhooks/{endpoint_id}/state",
+    summary="Pause or resume deliveries; nothing is dropped (carrier, enterprise for its own; operator)",
+)
+def set_webhook_state(
+    request: Request, endpoint_id: int, body: EndpointStateIn, actor: EndpointOwner
+) -> dict[str, Any]:
+    actions.set_endpoint_active(_rt(request), actor, endpoint_id, active=body.active)
+    return {"id": endpoint_id, "active": body.active}

@@ -323,7 +323,10 @@ def counts_by_company_and_state(session: Session) -> list[dict[str, Any]]:
     return [{"carrier": c, "state": s, "count": int(n)} for c, s, n in rows]
 
 
-def webhook_deliveries(session: Session, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+def webhook_deliveries(
+    session: Session, status: str | None = None, limit: int = 100, party: str | None = None
+) -> list[dict[str, Any]]:
+    """The outbox, newest first; ``party`` limits it to one carrier's or enterprise's endpoints."""
     query = (
         select(WebhookDeliveryRow, WebhookEndpointRow)
         .join(WebhookEndpointRow, WebhookEndpointRow.id == WebhookDeliveryRow.endpoint_id)
@@ -332,6 +335,8 @@ def webhook_deliveries(session: Session, status: str | None = None, limit: int =
     )
     if status:
         query = query.where(WebhookDeliveryRow.status == status)
+    if party:
+        query = query.where(WebhookEndpointRow.party_id == party)
     return [
         {
             "delivery_id": d.id,

@@ -246,3 +246,40 @@ def test_evidence_upload_type_size_and_access(
     )
     shown = api_client.get(f"/v1/complaints/{case['id']}", headers=me).json()
     assert [e["content_type"] for e in shown["evidence"]] == ["image/png", "audio/amr"]
+
+
+def test_company_manages_its_own_webhook_endpoint(
+    runtime: Runtime, api_app: FastAPI, api_client: TestClient, credentials: Any
+) -> None:
+    carrier = credentials.headers(Role.CARRIER)
+    created = api_client.post(
+        "/v1/complaints/webhooks",
+        json={"party_kind": "carrier", "url": "https://m.example/h"},
+        headers=carrier,
+    ).json()
+    receiver = Receiver(created["secret"], runtime)
+    api_app.state.complaints_webhook_transport = receiver
+    rotated = api_client.post(f"/v1/complaints/webhooks/{created['id']}/rotate", headers=carrier).json()
+    assert rotated["secret"] != created["secret"]
+    paused = api_client.post(
+        f"/v1/complaints/webhooks/{created['id']}/state", json={"active": False}, headers=carrier
+    )
+    assert paused.json() == {"id": created["id"], "active": False}
+    at = (runtime.clock.now() - timedelta(hours=1)).isoformat()
+    api_client.post(
+        "/v1/complaints",
+        json={"reported": "13900000000", "channel": "call", "at": at},
+        headers=credentials.headers(Role.SUBSCRIBER),
+    )
+    waiting = api_client.get("/v1/complaints/webhooks/deliveries", headers=carrier).json()
+    assert [(d["status"], d["attempts"]) for d in waiting] == [("pending", 0)]
+    api_client.post(f"/v1/complaints/webhooks/{created['id']}/state", json={"active": True}, headers=carrier)
+    from quietline.complaints import actions
+
+    actions.deliver_webhooks(runtime, receiver)  # old secret still valid during the overlap
+    assert len(receiver.cases) == 1
+    other = credentials.headers(Role.ENTERPRISE)
+    assert (
+        api_client.post(f"/v1/complaints/webhooks/{created['id']}/rotate", headers=other).status_code == 404
+    )
+    assert api_client.get("/v1/complaints/webhooks/deliveries", headers=other).json() == []
