@@ -52,7 +52,10 @@ class VerifyIn(BaseModel):
     orig: str | None = Field(None, max_length=40)
     dest: str | None = Field(None, max_length=40)
     now: int | None = Field(
-        None, description="Verification time (epoch seconds); default the server's clock."
+        None,
+        ge=0,
+        le=253_402_300_799,
+        description="Verification time (epoch seconds); default the server's clock.",
     )
 
 

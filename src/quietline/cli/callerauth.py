@@ -44,6 +44,10 @@ ca_app = typer.Typer(help="A small STI certificate authority for tests and pilot
 app.add_typer(ca_app, name="ca")
 
 
+#: Epoch seconds accepted on the command line (up to the year 9999).
+MAX_EPOCH = 253_402_300_799
+
+
 def _now(epoch: int | None) -> datetime:
     return SystemClock().now() if epoch is None else datetime.fromtimestamp(epoch, UTC)
 
@@ -66,7 +70,9 @@ def sign(
     ),
     key: Path = typer.Option(..., "--key", help="The signer's EC P-256 private key (PEM)."),
     x5u: str = typer.Option(..., "--x5u", help="URL of the signer's certificate."),
-    iat: int | None = typer.Option(None, "--iat", help="Issued-at time (epoch seconds); default now."),
+    iat: int | None = typer.Option(
+        None, "--iat", min=0, max=MAX_EPOCH, help="Issued-at time (epoch seconds); default now."
+    ),
     origid: str | None = typer.Option(None, "--origid", help="Origination UUID; default a fresh one."),
     header: bool = typer.Option(False, "--identity-header", help="Print the SIP Identity header value."),
 ) -> None:
@@ -123,7 +129,9 @@ def verify(
     crl: list[Path] = typer.Option([], "--crl", help="Revocation list(s) to consult; repeatable."),
     orig: str | None = typer.Option(None, "--orig", help="The call's calling number."),
     dest: str | None = typer.Option(None, "--dest", help="The call's called number."),
-    now: int | None = typer.Option(None, "--now", help="Verification time (epoch seconds); default now."),
+    now: int | None = typer.Option(
+        None, "--now", min=0, max=MAX_EPOCH, help="Verification time (epoch seconds); default now."
+    ),
     tls_ca: Path | None = typer.Option(
         None, "--tls-ca", help="CA bundle for the HTTPS fetch of x5u (default: the system's)."
     ),

@@ -43,6 +43,8 @@ def test_verify_over_http(api_client: TestClient, credentials: Any, runtime: Run
         "/v1/callerauth/verify", json={**body, "now": int(now.timestamp()) + 61}, headers=carrier
     )
     assert late.json()["reason_code"] == 403
+    far = api_client.post("/v1/callerauth/verify", json={**body, "now": 10**15}, headers=carrier)
+    assert (far.status_code, far.json()["field"]) == (422, "now")
     bad = api_client.post("/v1/callerauth/verify", json={**body, "certificate_pem": "nope"}, headers=carrier)
     assert bad.status_code == 422
     assert bad.json()["field"] == "certificate_pem"
