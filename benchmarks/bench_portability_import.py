@@ -88,6 +88,8 @@ def _import(url: str, path: Path) -> dict[str, Any]:
     backends: set[int] = set()
     if rt.engine.dialect.name == "postgresql":
         event.listen(rt.engine, "connect", lambda dbapi, _record: backends.add(dbapi.info.backend_pid))
+        with rt.engine.connect():  # open the pooled connection the import will use, to measure it
+            pass
     try:
         cpu, server = _process_cpu(), _backend_cpu(backends)
         summary = actions.import_portability(rt, Actor.operator("bench"), path, ImportMode.ALL_OR_NOTHING)
