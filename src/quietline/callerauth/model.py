@@ -224,6 +224,9 @@ class CallerCheck:
 
 PASSED = CallerCheck(Outcome.ALLOW, "ok", "主叫号码检查通过")
 
+#: How a withheld caller ID arrives (SIP "anonymous" From, RFC 3323; blank; common labels).
+_ANONYMOUS = frozenset({"", "anonymous", "unknown", "private", "restricted", "unavailable", "匿名", "未知"})
+
 #: Where an unsigned call deserves a warning label: other networks. Enterprise lines and the
 #: carrier's own roaming subscribers are identified by the network itself.
 _RISKY_ORIGINS = frozenset({Origin.INTERNATIONAL_GATEWAY, Origin.DOMESTIC_INTERCONNECT})
@@ -244,7 +247,7 @@ _CANNOT_ORIGINATE = {
 }
 
 
-def check_presentation(  # noqa: PLR0911 - one return per rule, in the documented order
+def check_presentation(
     snapshot: LedgerSnapshot,
     *,
     caller: str,
@@ -254,6 +257,7 @@ def check_presentation(  # noqa: PLR0911 - one return per rule, in the documente
 ) -> CallerCheck:
     """Spoofing checks without a token, in order; the first that fails decides.
 
+    0. a hidden caller ID (blocked from an enterprise line, labelled from elsewhere);
     1. caller equal to callee (a classic spoof to get a call answered);
     2. a caller ID that is not a number, or lies in an unallocated range of the number plan;
     3. an international gateway presenting a +86 mobile number, or a domestic short or service
@@ -264,6 +268,12 @@ def check_presentation(  # noqa: PLR0911 - one return per rule, in the documente
     5. on an enterprise line the ledger knows: a number the ledger does not assign to that line,
        or an inbound-only number presented outbound (no 承诺书).
     """
+    if caller.strip().lower() in _ANONYMOUS:
+        # 不得隐藏主叫号码: an enterprise line may not hide its number; from another network a hidden
+        # number cannot be checked, so the call is labelled (its token, if any, still names orig).
+        if origin is Origin.ENTERPRISE_LINE:
+            return CallerCheck(Outcome.BLOCK, "hidden_caller_id", "企业线路不得隐藏主叫号码")
+        return CallerCheck(Outcome.WARN, "hidden_caller_id", "来电隐藏了主叫号码，请谨慎接听")
     try:
         presented = parse(caller, "caller")
     except InvalidNumber as exc:
@@ -274,23 +284,36 @@ def check_presentation(  # noqa: PLR0911 - one return per rule, in the documente
         called = None
     if called is not None and called.e164 == presented.e164:
         return CallerCheck(Outcome.BLOCK, "caller_equals_callee", "主叫号码与被叫号码相同，疑似改号")
-    if origin is Origin.INTERNATIONAL_GATEWAY and presented.is_domestic:
-        if presented.type in _SUBSCRIBER_MOBILE:
-            return CallerCheck(
-                Outcome.BLOCK,
-                "international_presents_domestic_mobile",
-                "境外来电显示国内手机号码，疑似改号诈骗",
-            )
-        if presented.type in _SPECIAL_SERVICE:
-            return CallerCheck(
-                Outcome.BLOCK,
-                "international_presents_domestic_service",
-                "境外来电显示国内特服或客服号码，疑似冒充公检法或金融机构",
-            )
-        return CallerCheck(
-            Outcome.WARN, "international_presents_domestic", "境外来电显示国内号码，请谨慎接听"
-        )
     known = snapshot.lines.get(line) if line is not None else None
+    return (
+        _from_abroad(presented, origin)
+        or _by_number_type(snapshot, presented, known)
+        or _by_ledger(snapshot, presented, known, origin, line)
+        or PASSED
+    )
+
+
+def _from_abroad(presented: PhoneNumber, origin: Origin) -> CallerCheck | None:
+    """Rule 3: what an international gateway may not present."""
+    if origin is not Origin.INTERNATIONAL_GATEWAY or not presented.is_domestic:
+        return None
+    if presented.type in _SUBSCRIBER_MOBILE:
+        return CallerCheck(
+            Outcome.BLOCK, "international_presents_domestic_mobile", "境外来电显示国内手机号码，疑似改号诈骗"
+        )
+    if presented.type in _SPECIAL_SERVICE:
+        return CallerCheck(
+            Outcome.BLOCK,
+            "international_presents_domestic_service",
+            "境外来电显示国内特服或客服号码，疑似冒充公检法或金融机构",
+        )
+    return CallerCheck(Outcome.WARN, "international_presents_domestic", "境外来电显示国内号码，请谨慎接听")
+
+
+def _by_number_type(
+    snapshot: LedgerSnapshot, presented: PhoneNumber, known: Line | None
+) -> CallerCheck | None:
+    """Rule 4: number types that cannot be a caller ID (here)."""
     assigned = known is not None and snapshot.entry(known.code, presented.digits) is not None
     if presented.type in _CANNOT_ORIGINATE and not (
         presented.type is NumberType.SHORT_CODE and (presented.never_block or assigned)
@@ -302,17 +325,25 @@ def check_presentation(  # noqa: PLR0911 - one return per rule, in the documente
         and known.kind in (LineKind.VOICE_PRIVATE_LINE, LineKind.CALL_CENTRE, LineKind.SIP_TRUNK)
     ):
         return CallerCheck(Outcome.BLOCK, "toll_free_on_private_line", "400/800 号码不能作为专线的主叫号码")
-    if known is not None:
-        entry = snapshot.entry(known.code, presented.digits)
-        if entry is None:
-            return CallerCheck(
-                Outcome.BLOCK, "number_not_assigned_to_line", "该线路未登记此主叫号码，号码不得冒用或转租"
-            )
-        if entry.direction is not Direction.OUTBOUND:
-            return CallerCheck(Outcome.BLOCK, "inbound_only_number", "该号码仅登记为呼入，未签署外呼承诺书")
-    elif origin is Origin.ENTERPRISE_LINE and line is not None:
-        return CallerCheck(Outcome.BLOCK, "unknown_line", "企业线路未在主叫号码台账中登记")
-    return PASSED
+    return None
+
+
+def _by_ledger(
+    snapshot: LedgerSnapshot, presented: PhoneNumber, known: Line | None, origin: Origin, line: str | None
+) -> CallerCheck | None:
+    """Rule 5: an enterprise line presents only what its ledger assigns it, outbound."""
+    if known is None:
+        if origin is Origin.ENTERPRISE_LINE and line is not None:
+            return CallerCheck(Outcome.BLOCK, "unknown_line", "企业线路未在主叫号码台账中登记")
+        return None
+    entry = snapshot.entry(known.code, presented.digits)
+    if entry is None:
+        return CallerCheck(
+            Outcome.BLOCK, "number_not_assigned_to_line", "该线路未登记此主叫号码，号码不得冒用或转租"
+        )
+    if entry.direction is not Direction.OUTBOUND:
+        return CallerCheck(Outcome.BLOCK, "inbound_only_number", "该号码仅登记为呼入，未签署外呼承诺书")
+    return None
 
 
 def decide(verdict: Verdict | None, presentation: CallerCheck, origin: Origin) -> CallerCheck:

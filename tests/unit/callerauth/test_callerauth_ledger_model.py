@@ -69,6 +69,7 @@ def test_inbound_only_by_default() -> None:
         ("01088886668", Origin.ENTERPRISE_LINE, "L-PRIV", "number_not_assigned_to_line"),
         ("01088886667", Origin.ENTERPRISE_LINE, "L-PRIV", "inbound_only_number"),
         ("01088886666", Origin.ENTERPRISE_LINE, "L-NOPE", "unknown_line"),
+        ("anonymous", Origin.ENTERPRISE_LINE, "L-PRIV", "hidden_caller_id"),
     ],
 )
 def test_spoofs_are_blocked_with_a_reason(caller: str, origin: Origin, line: str | None, code: str) -> None:
@@ -198,3 +199,9 @@ def test_any_mobile_from_abroad_is_blocked_and_at_home_is_not(digits: str) -> No
         return
     assert abroad.outcome is Outcome.BLOCK
     assert home.outcome is Outcome.ALLOW, home
+
+
+@pytest.mark.parametrize("caller", ["anonymous", "", "Unknown", "匿名"])
+def test_a_hidden_caller_id_from_another_network_is_labelled(caller: str) -> None:
+    check = check_presentation(SNAPSHOT, caller=caller, callee=CALLEE, origin=Origin.DOMESTIC_INTERCONNECT)
+    assert (check.outcome, check.code) == (Outcome.WARN, "hidden_caller_id")
