@@ -207,14 +207,14 @@ def my_complaints(request: Request, actor: Subscriber) -> list[dict[str, Any]]:
     "/complaints/breaches", summary="Breaches and due-soon warnings as of a moment (operator, regulator)"
 )
 def breaches(
-    request: Request, actor: Centre, as_of: datetime | None = None, only_breaches: bool = False
+    request: Request, actor: Centre, as_of: datetime | None = None, warnings: bool = False
 ) -> list[dict[str, Any]]:
     rt = _rt(request)
     moment = as_of or rt.clock.now()
     if moment.tzinfo is None:
         raise InvalidInput("as_of needs a time zone offset", field="as_of")
     with rt.sessions() as session:
-        return [b.as_dict() for b in queries.breaches(session, moment, include_warnings=not only_breaches)]
+        return [b.as_dict() for b in queries.breaches(session, moment, include_warnings=warnings)]
 
 
 @router.get("/complaints/stats", summary="Cases by carrier and state (operator, regulator)")

@@ -258,14 +258,16 @@ def forward(
 @app.command("breaches")
 def breaches(
     as_of: str | None = typer.Option(None, "--as-of", help="ISO 8601 moment (default: now)."),
-    only_breaches: bool = typer.Option(False, "--only-breaches", help="Leave out due-soon warnings."),
+    warnings: bool = typer.Option(
+        False, "--warnings", help="Also list due-soon warnings and deadlines the calendar cannot place."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Breached deadlines (and due-soon warnings, calendar gaps) as of a moment."""
+    """Breached deadlines as of a moment (with --warnings: due-soon warnings and calendar gaps too)."""
     rt = runtime()
     moment = parse_time(as_of, "as-of") if as_of else rt.clock.now()
     with rt.sessions() as session:
-        items = queries.breaches(session, moment, include_warnings=not only_breaches)
+        items = queries.breaches(session, moment, include_warnings=warnings)
     if as_json:
         emit_json([i.as_dict() for i in items])
         return

@@ -71,7 +71,7 @@ def list_rows(session: Session, name: str, now: datetime) -> list[dict[str, Any]
     """The rows of one named list."""
     makers: dict[str, Callable[[], list[dict[str, Any]]]] = {
         "open": lambda: queries.open_cases(session),
-        "breaches": lambda: [b.as_dict() for b in queries.breaches(session, now)],
+        "breaches": lambda: [b.as_dict() for b in queries.breaches(session, now, include_warnings=True)],
         "offenders": lambda: queries.repeat_offenders(session),
         "stats": lambda: queries.counts_by_company_and_state(session),
         "stage_times": lambda: queries.stage_times(session),

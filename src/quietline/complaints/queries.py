@@ -280,9 +280,9 @@ class BreachItem:
 
 
 def breaches(
-    session: Session, as_of: datetime, *, include_warnings: bool = True, policy: DeadlinePolicy = POLICY
+    session: Session, as_of: datetime, *, include_warnings: bool = False, policy: DeadlinePolicy = POLICY
 ) -> list[BreachItem]:
-    """Breaches (and, unless told otherwise, due-soon warnings and calendar gaps) as of ``as_of``.
+    """Breaches as of ``as_of`` (with ``include_warnings``: due-soon warnings and calendar gaps too).
 
     Cases are considered as they stood at ``as_of``: a stage finished after ``as_of`` counts as unfinished
     then, and cases received after ``as_of`` are ignored.

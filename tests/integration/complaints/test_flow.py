@@ -233,12 +233,15 @@ def test_breaches_warnings_and_scan(any_runtime: Runtime) -> None:
     actions.respond(rt, OP, quick.id, result="substantiated", action="warned")
     actions.answer(rt, OP, quick.id)
     with rt.sessions() as session:
-        warn = queries.breaches(session, datetime(2026, 1, 22, 10, tzinfo=CHINA_TZ))
+        warn = queries.breaches(session, datetime(2026, 1, 22, 10, tzinfo=CHINA_TZ), include_warnings=True)
+        assert queries.breaches(session, datetime(2026, 1, 22, 10, tzinfo=CHINA_TZ)) == []  # warnings opt in
         assert [(b.case_id, b.stage.value, b.alert.value) for b in warn] == [
             (slow.id, "feedback", "due_soon")
         ]
-        assert queries.breaches(session, datetime(2026, 1, 21, 10, tzinfo=CHINA_TZ)) == []
-        late = queries.breaches(session, datetime(2026, 1, 27, 0, 1, tzinfo=CHINA_TZ), include_warnings=False)
+        assert (
+            queries.breaches(session, datetime(2026, 1, 21, 10, tzinfo=CHINA_TZ), include_warnings=True) == []
+        )
+        late = queries.breaches(session, datetime(2026, 1, 27, 0, 1, tzinfo=CHINA_TZ))
         assert [(b.case_id, b.stage.value, b.alert.value) for b in late] == [(slow.id, "feedback", "breach")]
     rt.clock.set(datetime(2026, 1, 27, 1, tzinfo=UTC))
     first = actions.scan(rt)
@@ -250,7 +253,7 @@ def test_breaches_warnings_and_scan(any_runtime: Runtime) -> None:
     # Late feedback is still a breach afterwards.
     actions.respond(rt, OP, slow.id, result="substantiated", action="warned")
     with rt.sessions() as session:
-        after = queries.breaches(session, datetime(2026, 1, 28, tzinfo=UTC), include_warnings=False)
+        after = queries.breaches(session, datetime(2026, 1, 28, tzinfo=UTC))
     assert [(b.case_id, b.stage.value) for b in after] == [(slow.id, "feedback")]
 
 
