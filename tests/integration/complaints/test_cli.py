@@ -70,6 +70,7 @@ def test_file_show_respond_breaches(env: dict[str, str]) -> None:
     assert again.stderr.startswith("error: state:")
 
 
+@pytest.mark.slow  # several CLI processes (each pays the CLI's start-up)
 def test_sms_report_and_contradictions(env: dict[str, str]) -> None:
     base = (
         "file",
