@@ -266,6 +266,13 @@ def file_report(
         if actor.role is Role.SUBSCRIBER:
             _within_daily_quota(session, reporter.e164, now)
         reported = resolver.facts(session, filing.reported, "reported")
+        if reported.never_block:
+            # DESIGN.md decision order step 1: emergency and public-service numbers are never blocked;
+            # a call from them is not unwanted commercial traffic, so 12321 does not take it.
+            raise InvalidInput(
+                f"{reported.e164} is an emergency or public-service number, outside 12321's scope",
+                field="reported",
+            )
         if reported.e164 == reporter.e164:
             raise InvalidInput("the reported number is the reporter's own number", field="reported")
         report = validate_report(

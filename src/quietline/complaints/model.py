@@ -348,6 +348,8 @@ class NumberFacts:
     type: NumberType
     original_carrier: str | None
     current_carrier: str | None
+    #: Emergency and public-service numbers (110, 12345, 96110 …): never blocked, never a complaint.
+    never_block: bool = False
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ class NumbersResolver:
         number = parse(text, field=field)
         # 携号转网: the portability table decides, never the prefix alone (工信部信管〔2019〕242号).
         current = current_carrier(session, number)
-        return NumberFacts(number.e164, number.type, number.original_carrier, current)
+        return NumberFacts(number.e164, number.type, number.original_carrier, current, number.never_block)
 
     def holder(self, session: Session, e164: str) -> LedgerHolder | None:
         return None if self._ledger is None else self._ledger(session, e164)

@@ -137,6 +137,7 @@ def test_repeat_reports_merge_and_many_reporters_link(any_runtime: Runtime) -> N
         ({"reporter": "12345"}, "reporter"),
         ({"reporter": "01012345678"}, "reporter"),  # cannot receive the answer by SMS
         ({"reported": MOBILE}, "reported"),  # own number
+        ({"reported": "96110"}, "reported"),  # police anti-fraud warnings are never a complaint
         ({"channel": "sms", "duration_seconds": 5, "form": None, "text": "x"}, "duration"),
         ({"text": "短信内容"}, "text"),
         ({"at": None}, "at"),
