@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy import (
     Column,
-    ColumnElement,
     Executable,
     MetaData,
     Select,
@@ -27,7 +26,6 @@ from sqlalchemy import (
     func,
     insert,
     literal,
-    literal_column,
     or_,
     select,
     true,
@@ -53,6 +51,7 @@ from quietline.platform.changefeed import ChangeRow
 from quietline.platform.db import UtcDateTime
 from quietline.platform.errors import InvalidInput
 from quietline.platform.runtime import Runtime
+from quietline.platform.sqlbulk import iso_time, json_object, prepare_merge, stage_rows
 
 TOPIC = "numbers.portability"
 ACTION_IMPORT = "numbers.import_portability"
@@ -122,50 +121,7 @@ def _prepare(session: Session) -> None:
 
 
 def _write(session: Session, rows: Sequence[StageRow]) -> None:
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        # COPY is the PostgreSQL bulk path: an order of magnitude faster than executemany.
-        driver = connection.connection.driver_connection
-        if driver is None:
-            raise RuntimeError("the PostgreSQL connection is closed")
-        with (
-            driver.cursor() as cursor,
-            cursor.copy(f"COPY {_stage.name} (number, carrier, ported_at) FROM STDIN") as copy,
-        ):
-            for row in rows:
-                copy.write_row(row)
-        return
-    # SQLite: the driver's executemany with the times already in SQLAlchemy's storage format (the
-    # column type's own bind processor, memoised: most rows share the import time).
-    to_db = UtcDateTime().dialect_impl(connection.dialect).bind_processor(connection.dialect)
-    stored: dict[datetime, Any] = {}
-
-    def db_time(value: datetime) -> Any:
-        converted = stored.get(value)
-        if converted is None:
-            converted = stored[value] = to_db(value) if to_db is not None else value
-        return converted
-
-    connection.exec_driver_sql(
-        f"INSERT INTO {_stage.name} (number, carrier, ported_at) VALUES (?, ?, ?)",  # noqa: S608 - constant
-        [(number, carrier, db_time(when)) for number, carrier, when in rows],
-    )
-
-
-def _json_object(dialect: str, *pairs: tuple[str, ColumnElement[Any]]) -> ColumnElement[Any]:
-    flat: list[Any] = []
-    for key, value in pairs:
-        # Keys are constants of this module; as SQL literals they need no parameter type inference
-        # (PostgreSQL cannot infer the type of a bound parameter passed to json_build_object).
-        flat.extend((literal_column(f"'{key}'"), value))
-    return func.json_build_object(*flat) if dialect == "postgresql" else func.json_object(*flat)
-
-
-def _iso_time(dialect: str, column: ColumnElement[Any]) -> ColumnElement[Any]:
-    """A stored UTC time as ISO 8601 text inside JSON (SQLite keeps ``YYYY-MM-DD HH:MM:SS.ffffff``)."""
-    if dialect == "postgresql":
-        return column
-    return func.strftime("%Y-%m-%dT%H:%M:%f+00:00", column)
+    stage_rows(session, _stage, ("number", "carrier", "ported_at"), rows)
 
 
 def _upsert(dialect: str, source: Select[Any]) -> Executable:
@@ -194,11 +150,7 @@ def _merge(
     for them, then the upsert of the changed numbers only."""
     connection = session.connection()
     dialect = connection.dialect.name
-    if dialect == "postgresql":
-        # Enough memory to hash-join and sort a million staged rows; temporary tables get no
-        # statistics from autovacuum, so the planner is given them by hand.
-        connection.exec_driver_sql("SET LOCAL work_mem = '64MB'")
-        connection.exec_driver_sql(f"ANALYZE {_stage.name}")
+    prepare_merge(session, _stage)
     p = PortedNumber.__table__.c
     s = _stage.c
     c = _changes.c
@@ -243,16 +195,16 @@ def _merge(
     import_id = literal(entry.id)
     before = case(
         (c.previous_carrier.is_(None), None),
-        else_=_json_object(
+        else_=json_object(
             dialect,
             ("carrier", c.previous_carrier),
-            ("ported_at", _iso_time(dialect, c.previous_ported_at)),
+            ("ported_at", iso_time(dialect, c.previous_ported_at)),
         ),
     )
-    after = _json_object(
+    after = json_object(
         dialect,
         ("carrier", c.carrier),
-        ("ported_at", _iso_time(dialect, c.ported_at)),
+        ("ported_at", iso_time(dialect, c.ported_at)),
         ("import_audit_id", import_id),
     )
     session.execute(
@@ -270,7 +222,7 @@ def _merge(
             ),
         )
     )
-    payload = _json_object(
+    payload = json_object(
         dialect,
         ("number", c.number),
         ("carrier", c.carrier),

@@ -50,7 +50,7 @@ from quietline.platform.changefeed import ChangeRow
 from quietline.platform.db import UtcDateTime
 from quietline.platform.errors import InvalidInput, NotFound, PermissionDenied
 from quietline.platform.runtime import Runtime
-from quietline.platform.sqlbulk import iso_time, json_bool, json_object, stage_rows
+from quietline.platform.sqlbulk import iso_time, json_bool, json_object, prepare_merge, stage_rows
 from quietline.registry import model
 from quietline.registry.actions import TOPIC_CONSENT, TOPIC_REFUSAL
 from quietline.registry.orm import ConsentRow, RefusalRow
@@ -160,6 +160,7 @@ def _upsert_refusals(dialect: str, source: Any) -> Any:
 
 
 def _merge_refusals(session: Session, actor: Actor, now: datetime, summary: ImportSummary) -> dict[str, Any]:
+    prepare_merge(session, _refusal_stage)
     connection = session.connection()
     dialect = connection.dialect.name
     s = _refusal_stage.c
@@ -359,6 +360,7 @@ def _merge_consents(
     session: Session, actor: Actor, now: datetime, summary: ImportSummary, retention_days: int
 ) -> dict[str, Any]:
     """New grants close the open consent they supersede (latest expression wins), then insert."""
+    prepare_merge(session, _consent_stage)
     connection = session.connection()
     dialect = connection.dialect.name
     s = _consent_stage.c
