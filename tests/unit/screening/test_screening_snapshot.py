@@ -298,7 +298,7 @@ def test_snapshot_agrees_with_reference_and_deltas_agree_with_rebuild(
     enterprise=st.one_of(st.none(), st.sampled_from(ENTERPRISES)),
     policy=policies,
 )
-def test_batch_decisions_equal_single_decisions(  # noqa: PLR0917
+def test_batch_decisions_equal_single_decisions(
     evs: list[tuple[tuple[str, dict[str, Any]], int]],
     pairs: list[tuple[int, int]],
     channel: str,
@@ -474,3 +474,19 @@ def test_consent_given_in_the_same_instant_as_a_refusal_counts_as_later() -> Non
     assert ref.decide(req, ConsentPolicy.STRICT) is Reason.DEFAULT_ALLOW
     assert snap.decide(req).reason is Reason.DEFAULT_ALLOW
     assert Snapshot.compile(ref.state()).decide(req).reason is Reason.DEFAULT_ALLOW
+
+
+def test_feed_cursor_accepts_out_of_order_ids_and_never_applies_one_twice(tmp_path: Path) -> None:
+    snap = Snapshot(feed_id=10)
+    payload = {"list": "block", "number": "+8613900000003", "active": True, "reason": "x"}
+    snap.apply(12, "registry.system_list", payload, T0)  # 11 is still in flight
+    assert (snap.feed_low, snap.feed_id, snap.gaps()) == (10, 12, [11])
+    assert snap.has_applied(12)
+    assert not snap.has_applied(11)
+    loaded = Snapshot.load(snap.save(tmp_path / "s.npz"))
+    assert (loaded.feed_low, loaded.feed_id, loaded.gaps()) == (10, 12, [11])
+    loaded.apply(11, "registry.system_list", {**payload, "active": False}, T0)
+    assert (loaded.feed_low, loaded.gaps()) == (12, [])
+    snap.mark_applied(14)
+    snap.skip_to(13)  # 13 never committed (rolled back)
+    assert (snap.feed_low, snap.gaps()) == (14, [])
