@@ -9,6 +9,7 @@ any that fail for ``quietline complaints scan``.
 
 from __future__ import annotations
 
+import io
 import threading
 from datetime import datetime
 from typing import Annotated, Any
@@ -20,7 +21,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from quietline.api.auth import require
-from quietline.complaints import actions, export, queries, webhooks
+from quietline.complaints import actions, export, importer, queries, webhooks
 from quietline.complaints.actions import Filing
 from quietline.complaints.model import MAX_EVIDENCE_BYTES, LedgerHolder
 from quietline.complaints.routing import NumbersResolver
@@ -43,6 +44,7 @@ EndpointOwner = Annotated[Actor, Depends(require(Role.CARRIER, Role.ENTERPRISE, 
 
 #: Tests (and deployments with a proxy) may set ``app.state.complaints_webhook_transport``.
 TRANSPORT_ATTR = "complaints_webhook_transport"
+MAX_IMPORT_BYTES = 50 * 1024 * 1024
 
 
 def ledger_holder(session: Session, e164: str) -> LedgerHolder | None:
@@ -400,3 +402,21 @@ def set_webhook_state(
 ) -> dict[str, Any]:
     actions.set_endpoint_active(_rt(request), actor, endpoint_id, active=body.active)
     return {"id": endpoint_id, "active": body.active}
+
+
+@router.post(
+    "/complaints/import",
+    summary="Import past reports from CSV; bad rows come back by line and field (operator)",
+)
+def import_reports(request: Request, actor: Operator, file: UploadFile = File(...)) -> dict[str, Any]:
+    raw = file.file.read(MAX_IMPORT_BYTES + 1)
+    if len(raw) > MAX_IMPORT_BYTES:
+        raise InvalidInput(f"at most {MAX_IMPORT_BYTES // (1024 * 1024)} MiB per file", field="file")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidInput("the file is not UTF-8 text", field="file") from None
+    result = importer.import_rows(
+        _rt(request), actor, io.StringIO(text, newline=""), resolver=NumbersResolver(ledger_holder)
+    )
+    return result.as_dict()

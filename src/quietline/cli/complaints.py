@@ -7,9 +7,8 @@ and JSON keys.
 
 from __future__ import annotations
 
-import csv
 import time
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +17,11 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from quietline.cli.common import JSON_OPTION, cli_actor, console, emit_json, runtime
-from quietline.complaints import actions, export, queries, webhooks
+from quietline.complaints import actions, export, importer, queries, webhooks
 from quietline.complaints.actions import Filing
 from quietline.complaints.model import MAX_EVIDENCE_BYTES, LedgerHolder
 from quietline.complaints.routing import NumbersResolver, Resolver
 from quietline.platform.errors import InvalidInput
-from quietline.platform.workdays import CHINA_TZ
 
 app = typer.Typer(
     help="12321 complaints: intake, routing, working-day clocks, feedback, appeals.", no_args_is_help=True
@@ -38,12 +36,7 @@ app.add_typer(calendar_app, name="calendar")
 app.add_typer(webhooks_app, name="webhooks")
 
 
-def parse_time(value: str, field: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise InvalidInput(f"{value!r} is not an ISO 8601 date or time", field=field) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=CHINA_TZ)
+parse_time = importer.parse_time
 
 
 def parse_day(value: str, field: str) -> date:
@@ -377,37 +370,9 @@ def import_csv(
     line and field, good rows are kept."""
     if not path.is_file():
         raise InvalidInput(f"{path} is not a file", field="path")
-    rt = runtime()
-    filed: list[int] = []
-    errors: list[dict[str, Any]] = []
-    res = resolver()
     with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"reporter", "reported", "channel", "at"} - set(reader.fieldnames or [])
-        if missing:
-            raise InvalidInput(f"missing columns: {', '.join(sorted(missing))}", field="header")
-        for line, row in enumerate(reader, start=2):
-            try:
-                duration = row.get("duration") or None
-                filing = Filing(
-                    reporter=row["reporter"],
-                    reported=row["reported"],
-                    channel=row["channel"],
-                    at=parse_time(row["at"], "at"),
-                    received_at=parse_time(row["received_at"], "received_at")
-                    if row.get("received_at")
-                    else None,
-                    duration_seconds=int(duration) if duration else None,
-                    form=row.get("form") or None,
-                    category=row.get("category") or None,
-                    nature=row.get("nature") or None,
-                    text=row.get("text") or None,
-                    description=row.get("description") or None,
-                    source="import",
-                )
-                filed.append(actions.file_report(rt, cli_actor(), filing, resolver=res).id)
-            except (InvalidInput, ValueError) as exc:
-                errors.append({"line": line, "field": getattr(exc, "field", None), "message": str(exc)})
+        result = importer.import_rows(runtime(), cli_actor(), handle, resolver=resolver())
+    filed, errors = result.ids, result.errors
     out = {"filed": len(filed), "ids": filed, "errors": errors}
     if as_json:
         emit_json(out)

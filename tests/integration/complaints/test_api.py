@@ -283,3 +283,33 @@ def test_company_manages_its_own_webhook_endpoint(
         api_client.post(f"/v1/complaints/webhooks/{created['id']}/rotate", headers=other).status_code == 404
     )
     assert api_client.get("/v1/complaints/webhooks/deliveries", headers=other).json() == []
+
+
+def test_operator_imports_past_reports(runtime: Runtime, api_client: TestClient, credentials: Any) -> None:
+    body = (
+        "\ufeffreporter,reported,channel,at,received_at,duration,form,category,text\n"
+        "13800138001,13012345678,call,2025-09-26T09:00:00,2025-09-26T10:00:00,30,live,贷款理财,\n"
+        "13800138002,13012345678,sms,2025-09-26 09:00,,,,,【某贷】秒批\n"
+        "13800138003,13012345678,call,2025-09-26T09:00:00+08:00,,abc,live,,\n"
+        "13800138004,13012345678,call,2025-09-26T09:00:00+08:00,,,yelling,,\n"
+    ).encode()
+    r = api_client.post(
+        "/v1/complaints/import",
+        files={"file": ("old.csv", body, "text/csv")},
+        headers=credentials.headers(Role.OPERATOR),
+    )
+    out = r.json()
+    assert out["filed"] == 2
+    assert [(e["line"], e["field"]) for e in out["errors"]] == [(4, "duration"), (5, "form")]
+    shown = api_client.get(
+        f"/v1/complaints/{out['ids'][0]}", headers=credentials.headers(Role.OPERATOR)
+    ).json()
+    assert shown["received_at"] == "2025-09-26T02:00:00+00:00"  # naive times are Beijing time
+    assert shown["deadlines"]["forward"] == "2025-09-30"
+    assert shown["category"] == "loan_finance"
+    refused = api_client.post(
+        "/v1/complaints/import",
+        files={"file": ("x.csv", b"who,what\n1,2\n", "text/csv")},
+        headers=credentials.headers(Role.OPERATOR),
+    )
+    assert (refused.status_code, refused.json()["field"]) == (422, "header")
