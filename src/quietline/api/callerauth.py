@@ -20,6 +20,7 @@ from quietline.callerauth.certs import (
     UntrustedCertificate,
     load_certificates,
 )
+from quietline.callerauth.service import Call, CallerAuthentication
 from quietline.callerauth.tn import canonical_tn
 from quietline.callerauth.verify import Verifier
 from quietline.platform.actor import Actor
@@ -59,6 +60,21 @@ class VerifyIn(BaseModel):
     )
 
 
+def _verifier(certificate_pem: str, trust_pem: list[str], crl_pem: list[str]) -> Verifier:
+    """A verifier on supplied certificates: the API does not dereference caller-chosen URLs."""
+    try:
+        store = LocalCertificateStore()
+        store.serve_for_any_url(load_certificates(certificate_pem.encode()))
+        trust = None
+        if trust_pem:
+            trust = TrustStore(load_certificates("".join(trust_pem).encode()))
+            for crl in crl_pem:
+                trust.add_crl_bytes(crl.encode())
+    except (CertificateFetchError, UntrustedCertificate) as exc:
+        raise InvalidInput(str(exc), field="certificate_pem") from exc
+    return Verifier(store, trust, require_tn_auth_list=trust is not None)  # as the CLI
+
+
 @router.post("/verify", summary="Verify a PASSporT or Identity header (carrier, operator)")
 def verify(body: VerifyIn, request: Request, _actor: Keeper) -> dict[str, Any]:
     """The certificate is supplied, not fetched: the API does not dereference caller-chosen URLs."""
@@ -67,17 +83,7 @@ def verify(body: VerifyIn, request: Request, _actor: Keeper) -> dict[str, Any]:
         raise InvalidInput(
             "give exactly one of identity_header, identity_headers or passport", field="identity_header"
         )
-    try:
-        store = LocalCertificateStore()
-        store.serve_for_any_url(load_certificates(body.certificate_pem.encode()))
-        trust = None
-        if body.trust_pem:
-            trust = TrustStore(load_certificates("".join(body.trust_pem).encode()))
-            for crl in body.crl_pem:
-                trust.add_crl_bytes(crl.encode())
-    except (CertificateFetchError, UntrustedCertificate) as exc:
-        raise InvalidInput(str(exc), field="certificate_pem") from exc
-    verifier = Verifier(store, trust, require_tn_auth_list=trust is not None)  # as the CLI
+    verifier = _verifier(body.certificate_pem, body.trust_pem, body.crl_pem)
     now = _rt(request).clock.now() if body.now is None else body.now
     if body.identity_header is not None:
         verdict = verifier.verify_identity(body.identity_header, now=now, orig=body.orig, dest=body.dest)
@@ -93,21 +99,39 @@ class CheckIn(BaseModel):
     callee: str = Field(max_length=40)
     origin: str = Field(description="enterprise_line, domestic_interconnect or international_gateway.")
     line: str | None = Field(None, max_length=64)
+    identity_headers: list[str] = Field(
+        default_factory=list, max_length=8, description="The call's Identity headers, if it carried any."
+    )
+    certificate_pem: str | None = Field(None, max_length=65536, description="Needed with identity_headers.")
+    trust_pem: list[str] = Field(default_factory=list, max_length=16)
+    now: int | None = Field(None, ge=0, le=253_402_300_799)
 
 
-@router.post("/check", summary="Spoofing checks without a token, and the attestation (carrier, operator)")
+@router.post("/check", summary="The caller-authentication decision for a call (carrier, operator)")
 def check(body: CheckIn, request: Request, _actor: Keeper) -> dict[str, Any]:
-    with _rt(request).sessions() as session:
+    """Presentation checks against the ledger, then the Identity headers when given: the verdict
+    the screening engine would act on (block with ``caller_auth_failed``, warn, or allow)."""
+    rt = _rt(request)
+    with rt.sessions() as session:
         snapshot = queries.snapshot(session)
     origin = model.Origin.parse(body.origin, "origin")
-    verdict = model.check_presentation(
-        snapshot, caller=body.caller, callee=body.callee, origin=origin, line=body.line
+    if body.identity_headers and body.certificate_pem is None:
+        raise InvalidInput(
+            "identity_headers need certificate_pem (the API fetches nothing)", field="certificate_pem"
+        )
+    verifier = _verifier(body.certificate_pem or "", body.trust_pem, []) if body.identity_headers else None
+    screened = CallerAuthentication(verifier or Verifier(LocalCertificateStore(), None), snapshot, 0).screen(
+        Call(body.caller, body.callee, origin, body.line, tuple(body.identity_headers)),
+        now=rt.clock.now() if body.now is None else body.now,
     )
-    out: dict[str, Any] = verdict.as_dict()
-    if verdict.code != "invalid_caller_id":
-        attestation = model.decide_attestation(snapshot, body.line, canonical_tn(body.caller, "caller"))
-        out["attest"] = attestation.level.value
-        out["attest_reason"] = attestation.reason
+    out: dict[str, Any] = screened.as_dict()
+    try:
+        caller_tn = canonical_tn(body.caller, "caller")
+    except InvalidInput:
+        return out  # a caller ID that is no number gets no attestation
+    attestation = model.decide_attestation(snapshot, body.line, caller_tn)
+    out["attest"] = attestation.level.value
+    out["attest_reason"] = attestation.reason
     return out
 
 

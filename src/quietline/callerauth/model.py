@@ -366,11 +366,11 @@ def decide(verdict: Verdict | None, presentation: CallerCheck, origin: Origin) -
             f"verification_failed_{int(verdict.reason_code)}",
             f"主叫号码认证失败（{int(verdict.reason_code)} {verdict.reason_code.phrase}）",
         )
+    if presentation.outcome is Outcome.WARN:  # the more specific label (hidden, from abroad)
+        return presentation
     signed = verdict is not None and verdict.valid
     if not signed and origin in _RISKY_ORIGINS:
         return CallerCheck(Outcome.WARN, "unsigned_from_risky_origin", "来电未经主叫号码认证，请注意核实")
-    if presentation.outcome is Outcome.WARN:
-        return presentation
     return PASSED
 
 

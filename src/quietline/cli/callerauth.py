@@ -3,6 +3,7 @@ caller-number ledger. Thin: parsing and printing only; the rules live in quietli
 
 from __future__ import annotations
 
+import contextlib
 import json
 import ssl
 import sys
@@ -36,6 +37,7 @@ from quietline.callerauth.tn import canonical_tn
 from quietline.callerauth.verify import Verifier
 from quietline.cli.common import JSON_OPTION, cli_actor, console, emit_json, fail, runtime
 from quietline.platform.clock import SystemClock
+from quietline.platform.errors import InvalidInput
 
 app = typer.Typer(
     help="Caller authentication (STIR/SHAKEN) and the caller-number ledger.", no_args_is_help=True
@@ -413,7 +415,7 @@ def check(
     where = model.Origin.parse(origin, "origin")
     verdict = model.check_presentation(snapshot, caller=caller, callee=callee, origin=where, line=line)
     attestation = None
-    if verdict.code != "invalid_caller_id":  # a caller ID that is not a number gets no attestation
+    with contextlib.suppress(InvalidInput):  # a caller ID that is no number gets no attestation
         attestation = model.decide_attestation(snapshot, line, canonical_tn(caller, "caller"))
     out = verdict.as_dict()
     if attestation is not None:

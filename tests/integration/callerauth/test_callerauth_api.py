@@ -45,6 +45,22 @@ def test_verify_over_http(api_client: TestClient, credentials: Any, runtime: Run
     assert late.json()["reason_code"] == 403
     far = api_client.post("/v1/callerauth/verify", json={**body, "now": 10**15}, headers=carrier)
     assert (far.status_code, far.json()["field"]) == (422, "now")
+    signed_call = api_client.post(
+        "/v1/callerauth/check",
+        json={"caller": "13800138000", "callee": "13912345678", "origin": "domestic_interconnect",
+              "identity_headers": [header], "certificate_pem": _pem(cert), "trust_pem": [_pem(ca.cert)]},
+        headers=carrier,
+    ).json()  # fmt: skip
+    assert (signed_call["outcome"], signed_call["verification"]["verstat"]) == (
+        "allow",
+        "TN-Validation-Passed",
+    )
+    unsigned_call = api_client.post(
+        "/v1/callerauth/check",
+        json={"caller": "13800138000", "callee": "13912345678", "origin": "domestic_interconnect"},
+        headers=carrier,
+    ).json()
+    assert unsigned_call["code"] == "unsigned_from_risky_origin"
     bad = api_client.post("/v1/callerauth/verify", json={**body, "certificate_pem": "nope"}, headers=carrier)
     assert bad.status_code == 422
     assert bad.json()["field"] == "certificate_pem"
@@ -96,6 +112,19 @@ def test_ledger_and_checks_over_http(api_client: TestClient, credentials: Any) -
     ).json()
     assert spoof["outcome"] == "block"
     assert spoof["screening_reason"] == "caller_auth_failed"
+    hidden = api_client.post(
+        "/v1/callerauth/check",
+        json={"caller": "anonymous", "callee": "13912345678", "origin": "domestic_interconnect"},
+        headers=carrier,
+    ).json()
+    assert (hidden["outcome"], hidden["code"]) == ("warn", "hidden_caller_id")
+    needs_cert = api_client.post(
+        "/v1/callerauth/check",
+        json={"caller": "13800138000", "callee": "13912345678", "origin": "domestic_interconnect",
+              "identity_headers": ["a.b.c"]},
+        headers=carrier,
+    )  # fmt: skip
+    assert (needs_cert.status_code, needs_cert.json()["field"]) == (422, "certificate_pem")
     bad_origin = api_client.post(
         "/v1/callerauth/check",
         json={"caller": "13800138000", "callee": "13912345678", "origin": "moon"},
