@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Column,
     Integer,
     MetaData,
@@ -69,6 +70,22 @@ _refusal_stage = Table(
     Column("category", String(32), nullable=False),
     Column("channel", String(8), nullable=False),
     Column("valid_until", UtcDateTime, nullable=True),
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DROP",
+)
+#: The staged refusals that change something, with the state they replace (none for a new refusal),
+#: computed once by a single join and sorted, so the inserts that follow walk the indexes in order.
+_refusal_changes = Table(
+    "ql_refusal_changes",
+    _stage_metadata,
+    Column("number", String(24), nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("channel", String(8), nullable=False),
+    Column("valid_until", UtcDateTime, nullable=True),
+    Column("existed", Boolean, nullable=False),
+    Column("prev_active", Boolean, nullable=True),
+    Column("prev_since", UtcDateTime, nullable=True),
+    Column("prev_valid_until", UtcDateTime, nullable=True),
     prefixes=["TEMPORARY"],
     postgresql_on_commit="DROP",
 )
@@ -160,6 +177,8 @@ def _upsert_refusals(dialect: str, source: Any) -> Any:
 
 
 def _merge_refusals(session: Session, actor: Actor, now: datetime, summary: ImportSummary) -> dict[str, Any]:
+    """Set-based merge: the changes (one join, duplicates in the file folded), then the per-number
+    audit rows and change-feed rows for them, then the upsert of the changed refusals only."""
     prepare_merge(session, _refusal_stage)
     connection = session.connection()
     dialect = connection.dialect.name
@@ -174,9 +193,27 @@ def _merge_refusals(session: Session, actor: Actor, now: datetime, summary: Impo
     joined = staged.outerjoin(
         RefusalRow.__table__, and_(r.number == d.number, r.category == d.category, r.channel == d.channel)
     )
-    changed = or_(r.id.is_(None), r.active.is_(False), r.valid_until.is_distinct_from(d.valid_until))
+    _refusal_changes.create(connection)
+    session.execute(
+        insert(_refusal_changes).from_select(
+            [c.name for c in _refusal_changes.columns],
+            select(
+                d.number,
+                d.category,
+                d.channel,
+                d.valid_until,
+                r.id.is_not(None),
+                r.active,
+                r.since,
+                r.valid_until,
+            )
+            .select_from(joined)
+            .where(or_(r.id.is_(None), r.active.is_(False), r.valid_until.is_distinct_from(d.valid_until)))
+            .order_by(d.number, d.category, d.channel),
+        )
+    )
     staged_total = int(session.scalar(select(func.count()).select_from(staged)) or 0)
-    changed_total = int(session.scalar(select(func.count()).select_from(joined).where(changed)) or 0)
+    changed_total = int(session.scalar(select(func.count()).select_from(_refusal_changes)) or 0)
     entry = audit.record(
         session,
         actor=actor,
@@ -197,26 +234,27 @@ def _merge_refusals(session: Session, actor: Actor, now: datetime, summary: Impo
         },
     )
     session.flush()
+    c = _refusal_changes.c
     at = literal(now, UtcDateTime())
     active_true = literal(True)
     before = case(
-        (r.id.is_(None), None),
+        (c.existed.is_(False), None),
         else_=json_object(
             dialect,
-            ("category", r.category),
-            ("channel", r.channel),
-            ("active", json_bool(dialect, r.active)),
-            ("since", iso_time(dialect, r.since)),
-            ("valid_until", iso_time(dialect, r.valid_until)),
+            ("category", c.category),
+            ("channel", c.channel),
+            ("active", json_bool(dialect, c.prev_active)),
+            ("since", iso_time(dialect, c.prev_since)),
+            ("valid_until", iso_time(dialect, c.prev_valid_until)),
         ),
     )
     after = json_object(
         dialect,
-        ("category", d.category),
-        ("channel", d.channel),
+        ("category", c.category),
+        ("channel", c.channel),
         ("active", json_bool(dialect, active_true)),
         ("since", iso_time(dialect, at)),
-        ("valid_until", iso_time(dialect, d.valid_until)),
+        ("valid_until", iso_time(dialect, c.valid_until)),
         ("import_audit_id", literal(entry.id)),
     )
     session.execute(
@@ -228,36 +266,31 @@ def _merge_refusals(session: Session, actor: Actor, now: datetime, summary: Impo
                 literal(str(actor)),
                 literal("registry.refuse"),
                 literal("number"),
-                d.number,
+                c.number,
                 before,
                 after,
-            )
-            .select_from(joined)
-            .where(changed),
+            ),
         )
     )
     payload = json_object(
         dialect,
-        ("number", d.number),
-        ("category", d.category),
-        ("channel", d.channel),
+        ("number", c.number),
+        ("category", c.category),
+        ("channel", c.channel),
         ("active", json_bool(dialect, active_true)),
     )
     session.execute(
         insert(ChangeRow).from_select(
-            ["at", "topic", "key", "payload"],
-            select(at, literal(TOPIC_REFUSAL), d.number, payload)
-            .select_from(joined)
-            .where(changed)
-            .order_by(d.number),
+            ["at", "topic", "key", "payload"], select(at, literal(TOPIC_REFUSAL), c.number, payload)
         )
     )
     # ``WHERE true`` keeps SQLite's parser from reading ON CONFLICT as a join constraint.
-    source = select(d.number, d.category, d.channel, active_true, at, d.valid_until, literal("import")).where(
+    source = select(c.number, c.category, c.channel, active_true, at, c.valid_until, literal("import")).where(
         true()
     )
     session.execute(_upsert_refusals(dialect, source))
-    if dialect != "postgresql":  # PostgreSQL drops it at commit (ON COMMIT DROP)
+    if dialect != "postgresql":  # PostgreSQL drops them at commit (ON COMMIT DROP)
+        _refusal_changes.drop(connection)
         _refusal_stage.drop(connection)
     return {"refusals": staged_total, "changed": changed_total, "audit_id": entry.id}
 
