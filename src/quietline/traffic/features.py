@@ -209,10 +209,9 @@ def caller_features(calls: ir.Table, window_min_pair_calls: int = 2) -> ir.Table
         night=c.night.sum(),
         ring_sum=c.ring.sum(),
         talk_sum=c.dur.sum(),
-        # HyperLogLog counts: exact in practice for the handful of devices and trunks a number
-        # uses, and an order of magnitude cheaper than exact distinct counts on every row.
-        imei_count=c.imei.approx_nunique(),
-        trunk_count=c.trunk.approx_nunique(),
+        # Exact distinct counts over 64-bit hashes (HyperLogLog sketches cost more per group here).
+        imei_count=c.imei.nunique(),
+        trunk_count=c.trunk.nunique(),
         intl86=(c.intl & is_china(c.caller)).sum(),
         intl=c.intl.sum(),
         first_ts=c.ts.min(),
