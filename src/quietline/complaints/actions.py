@@ -441,16 +441,16 @@ def forward(
         lock_for_write(session)
         row = queries.get_row(session, case_id)
         cal = queries.load_calendar(session)
+        transition(CaseState.parse(row.state), Event.FORWARD)  # refuse before changing the routing
+        before = _snapshot(row)
         row.responsible_carrier = carrier_code
         row.responsible_company = parse_uscc(company, "company") if company else row.responsible_company
-        if row.reporter_carrier and row.reporter_carrier != carrier_code:
-            row.assisting_carrier = row.reporter_carrier
-        row.route_basis = (
-            RouteBasis.PORTABILITY.value
-            if row.route_basis == RouteBasis.UNRESOLVED.value
-            else row.route_basis
+        row.assisting_carrier = (
+            row.reporter_carrier if row.reporter_carrier and row.reporter_carrier != carrier_code else None
         )
+        row.route_basis = RouteBasis.MANUAL.value
         row.route_explanation = f"由 12321 人工转送至 {carrier_code}"
+        _audit(session, actor, "route", row, before=before, at=now)
         _forward(session, actor, row, now, cal)
         return queries.view(session, row, calendar=cal)
 

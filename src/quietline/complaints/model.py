@@ -365,6 +365,7 @@ class RouteBasis(StrEnum):
     PORTABILITY = "current_carrier"
     LEDGER = "caller_number_ledger"
     INTERNATIONAL = "terminating_carrier"
+    MANUAL = "manual"  # the centre named the company by hand
     UNRESOLVED = "unresolved"
 
 
