@@ -27,14 +27,12 @@ def upgrade() -> None:
         sa.Column("enterprise", sa.String(length=32), nullable=False),
         sa.Column("name", sa.String(length=120), nullable=False),
         sa.Column("kind", sa.String(length=24), nullable=False),
-        sa.Column("carrier", sa.String(length=40), nullable=True),
         sa.Column("created_at", quietline.platform.db.UtcDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", quietline.platform.db.UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_callerauth_lines")),
         sa.UniqueConstraint("code", name=op.f("uq_callerauth_lines_code")),
     )
     with op.batch_alter_table("callerauth_lines", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_callerauth_lines_carrier"), ["carrier"], unique=False)
         batch_op.create_index(batch_op.f("ix_callerauth_lines_enterprise"), ["enterprise"], unique=False)
 
     op.create_table(
@@ -73,7 +71,6 @@ def downgrade() -> None:
     op.drop_table("callerauth_caller_numbers")
     with op.batch_alter_table("callerauth_lines", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_callerauth_lines_enterprise"))
-        batch_op.drop_index(batch_op.f("ix_callerauth_lines_carrier"))
 
     op.drop_table("callerauth_lines")
     # ### end Alembic commands ###
