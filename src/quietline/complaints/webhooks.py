@@ -17,7 +17,15 @@ announces a case that was rolled back. ``deliver_due`` then posts each due row, 
   LOCKED`` on PostgreSQL) so two workers do not post the same row at the same time.
 
 Receiving side: ``verify`` checks the signature and the timestamp; ``ProcessedDeliveries`` is the
-bookkeeping of ids a receiver needs for idempotency.
+bookkeeping of ids a receiver needs for idempotency. A company's endpoint, in any framework::
+
+    delivery = verify(secret, request.headers, raw_body, now=datetime.now(UTC))  # 401 if it raises
+    if delivery.delivery_id not in already_processed:    # a redelivery: answer 2xx, do nothing
+        open_ticket(delivery.payload["case"])             # then remember delivery.delivery_id
+    return 204
+
+Events: ``complaint.forwarded`` (a new or reopened case), ``complaint.deadline_warning`` (two working
+days before a deadline), ``complaint.breach`` (a deadline passed).
 """
 
 from __future__ import annotations
