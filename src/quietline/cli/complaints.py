@@ -47,14 +47,15 @@ def parse_day(value: str, field: str) -> date:
 
 
 def ledger_holder(session: Session, e164: str) -> LedgerHolder | None:
-    """The enterprise whose line may present ``e164`` (callerauth's caller-number ledger). The ledger
-    does not record the connecting carrier, so routing falls back to the number's own carrier."""
+    """The enterprise whose line may present ``e164`` and the carrier providing that line (callerauth's
+    caller-number ledger): 谁接入谁负责."""
     from quietline.callerauth.queries import lines_presenting
 
     rows = lines_presenting(session, e164.removeprefix("+"))
     if not rows:
         return None
-    return LedgerHolder(enterprise=rows[0].line.enterprise, connecting_carrier=None, name=rows[0].line.name)
+    line = rows[0].line
+    return LedgerHolder(enterprise=line.enterprise, connecting_carrier=line.carrier, name=line.name)
 
 
 def resolver() -> Resolver:

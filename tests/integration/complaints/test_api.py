@@ -126,6 +126,7 @@ def test_400_number_in_the_caller_ledger_goes_to_its_enterprise(
         uscc,
         "caller_number_ledger",
     )
+    assert case["responsible_carrier"] == "china_mobile"  # the carrier providing the line (谁接入谁负责)
     enterprise = credentials.headers(Role.ENTERPRISE)
     [seen] = api_client.get("/v1/complaints/inbox", headers=enterprise).json()
     assert (seen["id"], seen["reporter"]) == (case["id"], "+86138****8000")  # not who reported it
