@@ -23,7 +23,7 @@ Assumptions (each a parameter of ``SimulationConfig``):
 from __future__ import annotations
 
 import statistics
-from collections import defaultdict
+from collections import ChainMap, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -196,11 +196,6 @@ def _make_reporters(
     return profiles, honest, malicious, devices
 
 
-def _when(rng: np.random.Generator, day: int) -> datetime:
-    """A moment in the waking hours of a simulated day."""
-    return SIM_START + timedelta(days=day, hours=float(rng.uniform(8, 22)))
-
-
 @dataclass(frozen=True)
 class _Pools:
     honest: Sequence[str]
@@ -230,23 +225,27 @@ def _caller_marks(
     bad_rate = cfg.malicious_mark_rate * (1.0 if legit_caller else 0.5)
     marks: list[Mark] = []
 
-    def mark(reporter: str, label: Label, day: int) -> None:
-        marks.append(Mark(caller.number, reporter, label, _when(rng, day), pools.devices[reporter]))
+    def mark(reporter: str, label: Label, day: int, hours: float) -> None:
+        at = SIM_START + timedelta(days=day, hours=hours)  # waking hours, drawn below
+        marks.append(Mark(caller.number, reporter, label, at, pools.devices[reporter]))
 
     honest_calls = volume * (1 - cfg.malicious_share)
     days = last - first + 1
     for label, rate in rates.items():
         for day, n in zip(range(first, last + 1), rng.poisson(honest_calls * rate, size=days), strict=True):
-            for i in rng.integers(0, len(pools.honest), size=int(n)) if n else ():
-                mark(pools.honest[int(i)], label, day)
+            if n:
+                who = rng.integers(0, len(pools.honest), size=int(n))
+                for i, hours in zip(who, rng.uniform(8, 22, size=int(n)), strict=True):
+                    mark(pools.honest[int(i)], label, day, float(hours))
     bad = rng.poisson(volume * cfg.malicious_share * bad_rate, size=days)
     for day, n in zip(range(first, last + 1), bad, strict=True):
-        for i in rng.integers(0, len(pools.malicious), size=int(n)) if n else ():
-            if legit_caller:
-                label = _WARNING_LABELS[int(rng.integers(0, len(_WARNING_LABELS)))]
-            else:
-                label = Label.LEGITIMATE
-            mark(pools.malicious[int(i)], label, day)
+        if not n:
+            continue
+        who = rng.integers(0, len(pools.malicious), size=int(n))
+        picks = rng.integers(0, len(_WARNING_LABELS), size=int(n))
+        for i, pick, hours in zip(who, picks, rng.uniform(8, 22, size=int(n)), strict=True):
+            label = _WARNING_LABELS[int(pick)] if legit_caller else Label.LEGITIMATE
+            mark(pools.malicious[int(i)], label, day, float(hours))
     return marks
 
 
@@ -485,7 +484,8 @@ def _brigades(
             reviews = 0
             for group, targets in (("verified", verified), ("unverified", unverified)):
                 for target in targets:
-                    profiles = dict(pop.profiles)
+                    extra: dict[str, ReporterProfile] = {}
+                    profiles = ChainMap(extra, pop.profiles)
                     marks = list(by_number.get(target.number, []))
                     start = pop.now - timedelta(days=7)
                     for j in range(k):
@@ -499,7 +499,7 @@ def _brigades(
                             created = start - timedelta(days=float(rng.uniform(60, 720)))
                             device = account
                             at = start + timedelta(days=float(rng.uniform(0, 7)))
-                        profiles[account] = ReporterProfile(account, created)
+                        extra[account] = ReporterProfile(account, created)
                         label = Label.FRAUD_SUSPECTED if j % 2 else Label.HARASSMENT
                         marks.append(Mark(target.number, account, label, min(at, pop.now), device))
                     rep: Reputation = reputation(
