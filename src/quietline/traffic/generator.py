@@ -589,51 +589,55 @@ def _write_labels(path: Path, labels: list[tuple[np.ndarray, str]], roamers: np.
     return count
 
 
-def _spell(numbers: np.ndarray, choice: np.ndarray) -> pa.Array:
-    """The spellings CDR exports mix, for +86 numbers: E.164, national, 0086, 86, grouped.
+def _spellings(unique: np.ndarray) -> list[pa.Array]:
+    """The spellings CDR exports mix, for +86 numbers: E.164, national, 0086, 86, grouped."""
+    digits = pc.cast(pa.array(unique), pa.string())
+    scale = 10 ** np.floor(np.log10(np.maximum(unique, 1)) - 1).astype(np.int64)
+    nsn = unique - _CC * scale
+    national = pc.utf8_slice_codeunits(digits, 2)
+    # Fixed lines are dialled nationally with the trunk prefix 0 (0755…); mobiles and 400 numbers without.
+    trunk0 = ~((nsn // 10**10) == 1) & ~((nsn // 10**7) == 400)
+    return [
+        pc.binary_join_element_wise("+", digits, ""),
+        pc.if_else(pa.array(trunk0), pc.binary_join_element_wise("0", national, ""), national),
+        pc.binary_join_element_wise("00", digits, ""),  # 0086… (international prefix 00)
+        digits,  # 86… without the plus
+        pc.binary_join_element_wise(
+            "+86",
+            pc.utf8_slice_codeunits(digits, 2, 5),
+            pc.utf8_slice_codeunits(digits, 5, 9),
+            pc.utf8_slice_codeunits(digits, 9),
+            " ",
+        ),
+    ]
 
-    Every row starts as E.164; only the rows drawn for another spelling are rewritten (a copy
-    per spelling instead of string work on every row).
-    """
-    digits = pc.cast(pa.array(numbers), pa.string())
-    out = pc.binary_join_element_wise("+", digits, "")
-    nsn = numbers - _CC * 10 ** np.floor(np.log10(np.maximum(numbers, 1)) - 1).astype(np.int64)
-    is86 = (numbers // 10 ** np.floor(np.log10(np.maximum(numbers, 1)) - 1).astype(np.int64)) == _CC
-    for i in range(1, 5):
-        mask = is86 & (choice == i)
-        if not mask.any():
-            continue
-        sub = digits.filter(pa.array(mask))
-        if i == 1:
-            national = pc.utf8_slice_codeunits(sub, 2)
-            # Fixed lines are dialled nationally with the trunk prefix 0 (0755…); mobiles and 400
-            # numbers without.
-            trunk0 = ~((nsn[mask] // 10**10) == 1) & ~((nsn[mask] // 10**7) == 400)
-            variant = pc.if_else(pa.array(trunk0), pc.binary_join_element_wise("0", national, ""), national)
-        elif i == 2:
-            variant = pc.binary_join_element_wise("00", sub, "")  # 0086… (international prefix 00)
-        elif i == 3:
-            variant = sub  # 86… without the plus
-        else:
-            variant = pc.binary_join_element_wise(
-                "+86",
-                pc.utf8_slice_codeunits(sub, 2, 5),
-                pc.utf8_slice_codeunits(sub, 5, 9),
-                pc.utf8_slice_codeunits(sub, 9),
-                " ",
-            )
-        out = pc.replace_with_mask(out, pa.array(mask), variant)
-    return out
+
+def _spell(numbers: np.ndarray, choice: np.ndarray, missing: np.ndarray | None = None) -> pa.Array:
+    """Numbers as dictionary-encoded text in the drawn spellings (``choice`` 0–4; foreign numbers
+    always E.164). The string work is done once per distinct number, not once per row."""
+    unique, inverse = np.unique(numbers, return_inverse=True)
+    is86 = (unique // 10 ** np.floor(np.log10(np.maximum(unique, 1)) - 1).astype(np.int64)) == _CC
+    dictionary = pa.concat_arrays(_spellings(unique))
+    index = np.where(is86[inverse], choice, 0).astype(np.int64) * len(unique) + inverse
+    return pa.DictionaryArray.from_arrays(pa.array(index, mask=missing), dictionary)
+
+
+def _labelled(values: np.ndarray, prefix: str) -> pa.Array:
+    """Dictionary-encoded text ``prefix + value`` (null where the value is negative)."""
+    unique, inverse = np.unique(values, return_inverse=True)
+    text = pc.binary_join_element_wise(prefix, pc.cast(pa.array(unique), pa.string()), "")
+    return pa.DictionaryArray.from_arrays(pa.array(inverse.astype(np.int64), mask=values < 0), text)
 
 
 def _to_arrow(data: dict[str, np.ndarray], rng: np.random.Generator) -> pa.Table:
     k = len(data["t"])
     spelling = rng.choice(5, size=(2, k), p=[0.7, 0.15, 0.05, 0.05, 0.05]).astype(np.int8)
+    # A handful of damaged rows (missing callee), as real exports have: detect counts and reports them.
+    broken = rng.random(k) < 2e-5
     caller = _spell(data["caller"], spelling[0])
-    callee = _spell(data["callee"], spelling[1])
-    imei = pc.cast(pa.array(data["imei"], mask=data["imei"] < 0), pa.string())
-    cell = pc.cast(pa.array(data["cell"], mask=data["cell"] < 0), pa.string())
-    cell = pc.binary_join_element_wise("460-00-", cell, "")
+    callee = _spell(data["callee"], spelling[1], broken)
+    imei = _labelled(data["imei"], "")
+    cell = _labelled(data["cell"], "460-00-")
     trunk = pa.DictionaryArray.from_arrays(pa.array(data["trunk"]), pa.array(TRUNKS))
     # Callee carrier from the number's original allocation (routing would use the portability
     # table; the CDR field is what the switch recorded).
@@ -645,9 +649,6 @@ def _to_arrow(data: dict[str, np.ndarray], rng: np.random.Generator) -> pa.Table
     carrier_idx = np.where(mobile, prefix_carrier[np.clip(callee_nat // 10**8, 0, 999)], 4)
     carrier = pa.DictionaryArray.from_arrays(pa.array(carrier_idx), pa.array([*_MOBILE_PREFIXES, "other"]))
     ts = pa.array(data["t"] * 1000, type=pa.timestamp("ms", tz="UTC"))
-    # A handful of damaged rows (missing callee), as real exports have: detect counts and reports them.
-    broken = rng.random(k) < 2e-5
-    callee = pc.if_else(pa.array(broken), pa.scalar(None, pa.string()), callee)
     return pa.table(
         {
             "caller": caller,
