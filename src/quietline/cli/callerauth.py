@@ -33,6 +33,7 @@ from quietline.callerauth.certs import (
     UntrustedCertificate,
     load_certificate_files,
 )
+from quietline.callerauth.service import Call, CallerAuthentication
 from quietline.callerauth.tn import canonical_tn
 from quietline.callerauth.verify import Verifier
 from quietline.cli.common import JSON_OPTION, cli_actor, console, emit_json, fail, runtime
@@ -404,21 +405,45 @@ def check(
     caller: str = typer.Option(..., "--caller", help="The presented caller number."),
     callee: str = typer.Option(..., "--callee", help="The called number."),
     origin: str = typer.Option(
-        ..., "--origin", help="enterprise_line, domestic_interconnect or international_gateway."
+        ...,
+        "--origin",
+        help="enterprise_line, domestic_interconnect, international_gateway or roaming_subscriber.",
     ),
     line: str | None = typer.Option(None, "--line", help="The enterprise line the call came from."),
+    header_file: Path | None = typer.Option(
+        None, "--identity-header", help="The call's Identity header(s), one per line, if it carried any."
+    ),
+    cert: Path | None = typer.Option(
+        None, "--cert", help="The signer's certificate (with --identity-header)."
+    ),
+    trust: list[Path] = typer.Option([], "--trust", help="Trusted CA certificate(s); repeatable."),
+    now: int | None = typer.Option(None, "--now", min=0, max=MAX_EPOCH, help="Call time (epoch seconds)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Spoofing checks without a token, against the ledger; and the attestation a signer would use."""
+    """The caller-authentication decision for a call: spoofing checks against the ledger, then the
+    Identity headers when given (block with caller_auth_failed, warn, or allow); and the
+    attestation a signer would use for the caller on that line."""
+    headers: list[str] = []
+    verifier = Verifier(LocalCertificateStore(), None)
+    if header_file is not None:
+        if cert is None:
+            fail("--identity-header needs --cert (the certificate that signed it)")
+        headers = _header_lines(_read(header_file, "--identity-header"))
+        try:
+            store = LocalCertificateStore()
+            store.serve_for_any_url(load_certificate_files([cert]))
+            trust_store = TrustStore.from_files(trust) if trust else None
+        except (OSError, CertificateFetchError, UntrustedCertificate) as exc:
+            fail(f"certificates: {exc}")
+        verifier = Verifier(store, trust_store, require_tn_auth_list=trust_store is not None)
     with runtime().sessions() as session:
-        snapshot = queries.snapshot(session)
-    where = model.Origin.parse(origin, "origin")
-    verdict = model.check_presentation(snapshot, caller=caller, callee=callee, origin=where, line=line)
-    attestation = None
+        service = CallerAuthentication.load(session, verifier)
+    screened = service.screen(
+        Call(caller, callee, model.Origin.parse(origin, "origin"), line, tuple(headers)), now=_now(now)
+    )
+    out = screened.as_dict()
     with contextlib.suppress(InvalidInput):  # a caller ID that is no number gets no attestation
-        attestation = model.decide_attestation(snapshot, line, canonical_tn(caller, "caller"))
-    out = verdict.as_dict()
-    if attestation is not None:
+        attestation = model.decide_attestation(service.snapshot, line, canonical_tn(caller, "caller"))
         out["attest"] = attestation.level.value
         out["attest_reason"] = attestation.reason
     if as_json:

@@ -228,6 +228,18 @@ def _ledger_commands(run: InProcess, tmp_path: Path) -> None:
     from quietline.callerauth import passport as pp
 
     assert pp.decode(signed.stdout.strip()).claims["attest"] == "A"
+    k = tmp_path / "k"
+    call = ["--caller", "01088886666", "--callee", "13912345678", "--origin", "domestic_interconnect"]
+    header = run("sign", "--line", "L2", "--orig", "01088886666", "--dest", "13912345678",
+                 "--identity-header", "--key", str(k / "sp.key"), "--x5u", X5U).stdout  # fmt: skip
+    (tmp_path / "h.txt").write_text(header)
+    signed_call = ["--identity-header", str(tmp_path / "h.txt")]
+    screened = json.loads(run("check", *call, *signed_call, "--cert", str(k / "sp.pem"),
+                              "--trust", str(k / "ca" / "ca.pem"), "--json").stdout)  # fmt: skip
+    assert (screened["outcome"], screened["verification"]["verstat"]) == ("allow", "TN-Validation-Passed")
+    unsigned = json.loads(run("check", *call, "--json").stdout)
+    assert unsigned["code"] == "unsigned_from_risky_origin"
+    assert run("check", *call, *signed_call).returncode == 2  # no --cert
     both = run("sign", "--line", "L2", "--attest", "A", "--orig", "01088886666", "--dest", "13912345678",
                "--key", str(tmp_path / "k" / "sp.key"), "--x5u", X5U)  # fmt: skip
     assert both.returncode == 2
