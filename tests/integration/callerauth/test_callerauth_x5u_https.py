@@ -95,6 +95,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[X5uServer]:
         def do_GET(self) -> None:
             hits[self.path] = hits.get(self.path, 0) + 1
             if self.path == "/slow.pem":
+                # A real slow server: the client's network timeout is what is under test, and
+                # no clock in quietline is involved (FakeClock cannot delay a socket).
                 time.sleep(1.5)
             body, cache = bodies.get(self.path, (b"", "no-store"))
             self.send_response(200 if self.path in bodies else 404)
