@@ -140,9 +140,15 @@ class ReputationOut(BaseModel):
     verified_name: str | None = Field(description="The verified enterprise identity, e.g. 某某银行 · 客服.")
     high_risk: str | None = Field(description="suspected, verified or acted when on the high-risk list.")
     computed_at: str
+    block: dict[str, Any] | None = Field(
+        default=None,
+        description="Warnings among the number's 10- and 100-number block (block_suspected at 4 of 10).",
+    )
 
 
-def _public(rep: Reputation, risk: queries.HighRiskEntry | None) -> dict[str, Any]:
+def _public(
+    rep: Reputation, risk: queries.HighRiskEntry | None, block: queries.BlockStanding | None = None
+) -> dict[str, Any]:
     """What a caller-ID client may see: labels, counts and confidences; never a reporter."""
     return {
         "number": rep.number,
@@ -163,6 +169,7 @@ def _public(rep: Reputation, risk: queries.HighRiskEntry | None) -> dict[str, An
         "verified_name": rep.verified.display if rep.verified else None,
         "high_risk": risk.state.value if risk and risk.state is not HighRiskState.CLEARED else None,
         "computed_at": (rep.computed_at.isoformat() if rep.computed_at else ""),
+        "block": block.as_dict() if block else None,
     }
 
 
@@ -192,7 +199,7 @@ async def reputation(
         def compute() -> bytes:
             with rt.sessions() as session:
                 rep = queries.reputations(session, [e164], rt.clock.now())[e164]
-                body = _public(rep, queries.high_risk(session, e164))
+                body = _public(rep, queries.high_risk(session, e164), queries.block_standing(session, e164))
             # Serialised once per cache entry: a hit is then a dictionary look-up and a write.
             return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 

@@ -45,6 +45,7 @@ def reputation_view(number: str) -> dict[str, Any]:
     with rt.sessions() as session:
         rep = queries.reputation_of(session, number, rt.clock.now())
         risk = queries.high_risk(session, rep.number)
+        block = queries.block_standing(session, rep.number)
         review = queries.open_review(session, rep.number)
     return {
         "number": rep.number,
@@ -59,6 +60,7 @@ def reputation_view(number: str) -> dict[str, Any]:
         ),
         "review_open": review.id if review else None,
         "high_risk": risk.as_dict() if risk else None,
+        "block": block.as_dict(),
     }
 
 

@@ -368,3 +368,49 @@ def displayed_numbers(session: Session) -> list[str]:
     """Numbers with at least one label announced as displayed (the refresh job re-judges them)."""
     query = select(LabelStateRow.number).where(LabelStateRow.displayed.is_(True)).distinct()
     return list(session.scalars(query))
+
+
+#: PhoneBlock flags a block of ten numbers once four of them are spam (REFERENCE.md "Marks and
+#: reputation"): spammers rotate through consecutive numbers faster than lists catch each one.
+BLOCK_RED_NUMBERS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class BlockStanding:
+    """How many numbers of a number's 10- and 100-number block currently show a warning label."""
+
+    block10: str
+    red_in_10: int
+    block100: str
+    red_in_100: int
+
+    @property
+    def suspected(self) -> bool:
+        return self.red_in_10 >= BLOCK_RED_NUMBERS
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "block10": self.block10 + "x",
+            "red_in_block10": self.red_in_10,
+            "block100": self.block100 + "xx",
+            "red_in_block100": self.red_in_100,
+            "block_suspected": self.suspected,
+        }
+
+
+def block_standing(session: Session, number: str) -> BlockStanding:
+    """Evidence per 10- and 100-number block (the lesson "aggregate evidence per block"), from the
+    displayed warning labels; informational — it never turns a number red by itself."""
+    block10, block100 = number[:-1], number[:-2]
+    warning = [label.value for label in Label if label.is_unwanted]
+    query = (
+        select(LabelStateRow.number)
+        .where(
+            LabelStateRow.number.like(block100.replace("%", "") + "__"),
+            LabelStateRow.displayed.is_(True),
+            LabelStateRow.label.in_(warning),
+        )
+        .distinct()
+    )
+    red = list(session.scalars(query))
+    return BlockStanding(block10, sum(1 for n in red if n.startswith(block10)), block100, len(red))

@@ -339,3 +339,16 @@ def test_bulk_ingest_rate_limits_each_reporter(runtime: Runtime) -> None:
     result = actions.ingest(runtime, OP, items, rate_limit=RateLimit(limit=3))
     assert result.accepted == 3
     assert [(r.index, r.field) for r in result.rejected] == [(3, "reporter"), (4, "reporter")]
+
+
+def test_block_standing_counts_warnings_in_the_ten_and_hundred_blocks(any_runtime: Runtime) -> None:
+    for last in range(5):
+        mark_n(any_runtime, 4, "harassment", number=f"+861391234560{last}")
+    mark_n(any_runtime, 4, "delivery_ride_hailing", number="+8613912345606")
+    mark_n(any_runtime, 4, "harassment", number="+8613912345611")
+    with any_runtime.sessions() as session:
+        standing = queries.block_standing(session, "+8613912345609")
+        elsewhere = queries.block_standing(session, "+8613912345619")
+    assert (standing.red_in_10, standing.red_in_100, standing.suspected) == (5, 6, True)
+    assert (elsewhere.red_in_10, elsewhere.suspected) == (1, False)
+    assert standing.as_dict()["block10"] == "+861391234560x"
