@@ -199,7 +199,7 @@ def detect(
     t2 = time.perf_counter()
     scores: dict[int, float] = {}
     if risk_model is not None:
-        scores = risk_model.score_rows(rows)
+        scores = risk_model.score_table(table)
         timing["risk_score"] = round(time.perf_counter() - t2, 3)
     findings = findings_from_rows(
         rows, th, data_end=span["last_ts"], allow_list=allow_list, risk_scores=scores

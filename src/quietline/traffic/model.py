@@ -53,6 +53,18 @@ class RiskModel:
     def threshold(self) -> float:
         return float(self.metadata.get("threshold", 0.5))
 
+    def score_table(self, table: Any) -> dict[int, float]:
+        """Risk score per number for a pyarrow feature table (column-wise, no per-row Python)."""
+        if table.num_rows == 0:
+            return {}
+        x = np.column_stack(
+            [table.column(f).to_numpy(zero_copy_only=False).astype(float) for f in MODEL_FEATURES]
+        )
+        x = np.nan_to_num(x, nan=0.0)
+        numbers = table.column("number").to_numpy(zero_copy_only=False).astype(np.int64)
+        proba = self.estimator.predict_proba(x)[:, 1]
+        return dict(zip(numbers.tolist(), proba.tolist(), strict=True))
+
     def score_rows(self, rows: list[dict[str, Any]]) -> dict[int, float]:
         """Risk score in [0, 1] per number."""
         if not rows:

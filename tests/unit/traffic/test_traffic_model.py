@@ -67,3 +67,16 @@ def test_too_few_positives_is_a_user_error() -> None:
     rows, labels = _rows(200, 1, 4)
     with pytest.raises(InvalidInput):
         risk.train(rows, labels, data_hash="00" * 32, created=NOW)
+
+
+def test_scoring_a_feature_table_matches_scoring_rows() -> None:
+    import pyarrow as pa
+
+    rows, labels = _rows(1500, 60, 5)
+    m = risk.train(rows, labels, data_hash="ef" * 32, created=NOW)
+    probe, _ = _rows(40, 8, 6)
+    by_table = m.score_table(pa.Table.from_pylist(probe))
+    by_rows = m.score_rows(probe)
+    assert by_table.keys() == by_rows.keys()
+    for k, v in by_rows.items():
+        assert by_table[k] == pytest.approx(v)
