@@ -141,6 +141,9 @@ def evaluate(
     seed: int = typer.Option(1, "--seed", help="Random seed of the simulated population."),
     days: int = typer.Option(90, "--days", min=7, max=365, help="Simulated days."),
     scale: float = typer.Option(1.0, "--scale", min=0.01, max=10.0, help="Multiply every population count."),
+    malicious: float = typer.Option(
+        0.05, "--malicious-share", min=0.0, max=0.9, help="Share of malicious reporters."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Run the population simulator and print precision/recall per label, marks needed to flag new
@@ -148,7 +151,7 @@ def evaluate(
     from quietline.marks.simulation import SimulationConfig
     from quietline.marks.simulation import evaluate as run
 
-    report = run(SimulationConfig(seed=seed, days=days).scaled(scale))
+    report = run(SimulationConfig(seed=seed, days=days, malicious_share=malicious).scaled(scale))
     if as_json:
         emit_json(report)
         return
