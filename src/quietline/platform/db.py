@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -67,9 +67,26 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's implicit transaction handling is bypassed (see _sqlite_pragmas) so SQLAlchemy's
         # BEGIN/COMMIT are the real ones and a failed unit of work rolls back completely.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+#: Execution option set on the connections of write transactions (``Sessions.begin``).
+WRITE_OPTION = "quietline_write"
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    """Write transactions take SQLite's write lock at BEGIN (``BEGIN IMMEDIATE``).
+
+    A deferred transaction that reads and then writes cannot wait for a concurrent writer: in WAL mode
+    its snapshot is stale once the other commits, so the upgrade fails at once with "database is
+    locked" instead of honouring busy_timeout (https://sqlite.org/wal.html, "Sometimes Queries Return
+    SQLITE_BUSY In WAL Mode"). Taking the lock first makes concurrent writers queue. Read-only
+    sessions stay deferred, so readers never wait for a long import.
+    """
+    immediate = conn.get_execution_options().get(WRITE_OPTION, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -82,8 +99,22 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine, expire_on_commit=False)
+class Sessions(sessionmaker[Session]):
+    """``sessions()`` opens a session for reading (or for code that commits itself);
+    ``sessions.begin()`` is one write transaction, which on SQLite takes the write lock at BEGIN."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(bind=engine, expire_on_commit=False)
+        self._write_bind = engine.execution_options(**{WRITE_OPTION: True})
+
+    @contextmanager
+    def begin(self) -> Iterator[Session]:
+        with self(bind=self._write_bind) as session, session.begin():
+            yield session
+
+
+def make_session_factory(engine: Engine) -> Sessions:
+    return Sessions(engine)
 
 
 @contextmanager

@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     personal_list_limit: int = 1000
     dev_open_screen: bool = False
     wash_daily_quota: int = 50_000_000
+    #: How long a reporter may appeal an answered complaint before the case closes (days).
+    complaint_appeal_window_days: int = Field(default=15, ge=1, le=365)
 
     @field_validator("consent_retention_days")
     @classmethod

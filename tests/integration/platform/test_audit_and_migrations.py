@@ -76,3 +76,38 @@ def test_audit_row_rolls_back_with_its_change(runtime: Runtime) -> None:
         failing_action()
     with runtime.sessions() as session:
         assert audit.tail(session) == []
+
+
+def test_concurrent_read_then_write_transactions_queue_on_sqlite(runtime: Runtime) -> None:
+    """Each transaction reads before it writes; without BEGIN IMMEDIATE some fail with "database is
+    locked" instead of waiting for the other writers."""
+    import threading
+
+    from sqlalchemy import func, select
+
+    errors: list[str] = []
+
+    def worker(n: int) -> None:
+        try:
+            for _ in range(20):
+                with runtime.sessions.begin() as session:
+                    session.scalar(select(func.count()).select_from(audit.AuditEntry))
+                    audit.record(
+                        session,
+                        actor=Actor.operator("t"),
+                        action="test.concurrent",
+                        subject_type="thing",
+                        subject=str(n),
+                        at=runtime.clock.now(),
+                    )
+        except Exception as exc:
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with runtime.sessions() as session:
+        assert len(audit.tail(session, 1000)) == 120
