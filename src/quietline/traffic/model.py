@@ -81,6 +81,7 @@ def train(
     data_hash: str,
     created: datetime,
     seed: int = 0,
+    max_iter: int = 200,
 ) -> RiskModel:
     """Fit on the training callers, report ROC AUC and precision/recall on the held-out ones."""
     from sklearn.ensemble import HistGradientBoostingClassifier
@@ -98,7 +99,7 @@ def train(
             field="labels",
         )
     est = HistGradientBoostingClassifier(
-        max_iter=200, learning_rate=0.08, class_weight="balanced", random_state=seed
+        max_iter=max_iter, learning_rate=0.08, class_weight="balanced", random_state=seed
     )
     est.fit(x[~test], y[~test])
     p_test = est.predict_proba(x[test])[:, 1]

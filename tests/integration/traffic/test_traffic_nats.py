@@ -46,6 +46,7 @@ async def _delete(stream: str) -> None:
     await nc.drain()
 
 
+@pytest.mark.slow
 def test_bombing_alert_from_a_jetstream_subject() -> None:
     tag = uuid.uuid4().hex[:8]
     subject, stream = f"quietline.test.cdr.{tag}", f"QL_TEST_{tag}"

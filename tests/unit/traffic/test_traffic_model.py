@@ -35,7 +35,7 @@ NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 def test_train_reports_held_out_auc_and_round_trips(tmp_path: Path) -> None:
     rows, labels = _rows(3000, 80, 1)
-    m = risk.train(rows, labels, data_hash="ab" * 32, created=NOW)
+    m = risk.train(rows, labels, data_hash="ab" * 32, created=NOW, max_iter=40)
     assert m.metadata["metrics"]["roc_auc"] >= 0.95
     assert m.metadata["metrics"]["test_positives"] > 0
     assert m.metadata["features"] == list(MODEL_FEATURES)
@@ -56,7 +56,7 @@ def test_tampered_or_missing_model_is_refused(tmp_path: Path) -> None:
     with pytest.raises(NotFound):
         risk.load(tmp_path)
     rows, labels = _rows(1000, 40, 3)
-    target = risk.save(risk.train(rows, labels, data_hash="cd" * 32, created=NOW), tmp_path)
+    target = risk.save(risk.train(rows, labels, data_hash="cd" * 32, created=NOW, max_iter=40), tmp_path)
     blob = (target / "model.joblib").read_bytes()
     (target / "model.joblib").write_bytes(blob + b"\0")
     with pytest.raises(InvalidInput, match="does not match"):
@@ -66,14 +66,14 @@ def test_tampered_or_missing_model_is_refused(tmp_path: Path) -> None:
 def test_too_few_positives_is_a_user_error() -> None:
     rows, labels = _rows(200, 1, 4)
     with pytest.raises(InvalidInput):
-        risk.train(rows, labels, data_hash="00" * 32, created=NOW)
+        risk.train(rows, labels, data_hash="00" * 32, created=NOW, max_iter=40)
 
 
 def test_scoring_a_feature_table_matches_scoring_rows() -> None:
     import pyarrow as pa
 
     rows, labels = _rows(1500, 60, 5)
-    m = risk.train(rows, labels, data_hash="ef" * 32, created=NOW)
+    m = risk.train(rows, labels, data_hash="ef" * 32, created=NOW, max_iter=40)
     probe, _ = _rows(40, 8, 6)
     by_table = m.score_table(pa.Table.from_pylist(probe))
     by_rows = m.score_rows(probe)
