@@ -139,3 +139,31 @@ def test_lookup_latency_over_real_http(live_server: str, runtime: Runtime) -> No
     # (benchmarks/bench_marks_lookup.py) measures the real figure under load.
     assert median < 0.025, f"median {median * 1000:.2f} ms"
     assert p99 < 0.25, f"p99 {p99 * 1000:.1f} ms"
+
+
+def test_enterprise_proves_a_number_by_code_and_registers_its_identity(
+    api_client: TestClient, credentials: Credentials, runtime: Runtime
+) -> None:
+    number = "+8613600000001"
+    sms = runtime.sms
+    assert isinstance(sms, RecordingSmsSender)
+    assert api_client.post("/v1/auth/otp", json={"number": number}).status_code == 202
+    code = re.search(r"(\d{6})", sms.last_to(number).text)
+    assert code is not None
+    body = {"number": number, "code": "000000" if code.group(1) != "000000" else "111111", "name": "某某银行"}
+    wrong = api_client.post("/v1/marks/identities", json=body, headers=credentials.headers(Role.ENTERPRISE))
+    assert (wrong.status_code, wrong.json()["field"]) == (422, "code")
+    body = {"number": number, "code": code.group(1), "name": "某某银行信用卡中心", "purpose": "客服"}
+    assert (
+        api_client.post(
+            "/v1/marks/identities", json=body, headers=credentials.headers(Role.CARRIER)
+        ).status_code
+        == 403
+    )
+    r = api_client.post("/v1/marks/identities", json=body, headers=credentials.headers(Role.ENTERPRISE))
+    assert r.status_code == 201, r.text
+    assert r.json() == {"number": number, "verified_name": "某某银行信用卡中心 · 客服"}
+    for i in range(6):
+        actions.add_mark(runtime, OP, number=number, label="fraud_suspected", reporter=f"+86138{i:08d}")
+    look = api_client.get(f"/v1/numbers/{number}/reputation").json()
+    assert (look["verified_name"], look["warning"]) == ("某某银行信用卡中心 · 客服", False)
