@@ -1095,7 +1095,7 @@ def _credit(session: Session, number: str, labels: Iterable[Label], *, agreed: b
     reporters = list(
         session.scalars(select(MarkRow.reporter).where(MarkRow.number == number, MarkRow.label.in_(wanted)))
     )
-    for row in queries_reporter_rows(session, reporters):
+    for row in _reporter_rows_for_update(session, reporters):
         if agreed:
             row.agreed += 1
         else:
@@ -1103,7 +1103,7 @@ def _credit(session: Session, number: str, labels: Iterable[Label], *, agreed: b
     return reporters
 
 
-def queries_reporter_rows(session: Session, reporters: Sequence[str]) -> list[ReporterRow]:
+def _reporter_rows_for_update(session: Session, reporters: Sequence[str]) -> list[ReporterRow]:
     rows: list[ReporterRow] = []
     for part in queries.chunks(sorted(reporters)):
         rows.extend(
