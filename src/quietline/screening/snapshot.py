@@ -357,6 +357,17 @@ class Snapshot:
         self.refusals: dict[tuple[str, str], LiveSet] = {
             (scope, ch): LiveSet((refusals or {}).get((scope, ch))) for scope in SCOPES for ch in CHANNELS
         }
+        # The two refusal tests of each (category, channel), looked up once per marketing call.
+        self._refusal_tests: dict[
+            tuple[Category, Channel], tuple[Callable[[int], bool], Callable[[int], bool]]
+        ] = {
+            (cat, ch): (
+                self.refusals[(ALL_CATEGORIES, ch.value)].has,
+                self.refusals[(cat.value, ch.value)].has,
+            )
+            for cat in Category
+            for ch in Channel
+        }
         self.consents: dict[tuple[str, str, str], LiveSet] = {
             key: LiveSet(value) for key, value in (consents or {}).items()
         }
@@ -405,16 +416,15 @@ class Snapshot:
         # otherwise blocked when refused (k or all, this channel), and under strict also when not.
         category = req.category
         if category is not None:
+            # ``_value_`` (a plain attribute) rather than the ``value`` property: this is the hot path.
             granted = (
-                self.consents.get((req.enterprise, category.value, req.channel.value))
+                self.consents.get((req.enterprise, category._value_, req.channel._value_))
                 if req.enterprise
                 else None
             )
             if granted is None or not granted.has(callee):
-                channel = req.channel.value
-                if self.refusals[(ALL_CATEGORIES, channel)].has(callee) or self.refusals[
-                    (category.value, channel)
-                ].has(callee):
+                refused_all, refused_k = self._refusal_tests[(category, req.channel)]
+                if refused_all(callee) or refused_k(callee):
                     return OUTCOMES[Reason.REFUSED_CATEGORY]
                 if self.strict:
                     return OUTCOMES[Reason.NO_CONSENT]
