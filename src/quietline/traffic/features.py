@@ -146,8 +146,10 @@ def prepare(raw: ir.Table, numbers: ir.Table) -> ir.Table:
         dur=dur,
         # Only how many distinct devices and trunks a number uses matters downstream; 64-bit hashes
         # keep the materialised table free of strings.
-        imei=imei.hash(),
-        trunk=trunk.hash(),
+        # keep the materialised table free of strings. A missing value stays missing (engines hash
+        # NULL to a constant, which would count as one device).
+        imei=ibis.ifelse(imei.isnull(), ibis.null("int64"), imei.hash().cast("int64")),
+        trunk=ibis.ifelse(trunk.isnull(), ibis.null("int64"), trunk.hash().cast("int64")),
         intl=trunk.startswith(INTERNATIONAL_TRUNK_PREFIX).fill_null(False),
         missing=missing.fill_null(True),
     )

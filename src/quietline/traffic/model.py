@@ -26,6 +26,8 @@ from quietline.traffic.features import MODEL_FEATURES
 POSITIVE = "fraud_risk"
 #: Share of callers held out (chosen by a hash of the number, so the split is stable) for the report.
 HOLDOUT_SHARE = 0.3
+#: Training weight of legitimate callers other than ordinary subscribers (see ``train``).
+HARD_NEGATIVE_WEIGHT = 50.0
 #: The generator run the default model is trained on when none has been trained yet: fixed, so every
 #: install trains the same model, and different from the seeds the checks evaluate on.
 DEFAULT_TRAINING = {"subscribers": 30_000, "days": 14, "seed": 7_000_001}
@@ -101,7 +103,12 @@ def train(
     est = HistGradientBoostingClassifier(
         max_iter=max_iter, learning_rate=0.08, class_weight="balanced", random_state=seed
     )
-    est.fit(x[~test], y[~test])
+    # Legitimate callers that are not ordinary subscribers (businesses, riders, drivers, call
+    # centres, roamers, foreign callers) are few but are exactly the classic false positives
+    # (REFERENCE.md "Abnormal traffic"); weighting them up teaches the model where they lie.
+    kinds = np.array([labels[int(n)] for n in numbers.tolist()])
+    weight = np.where((y == 0) & (kinds != "normal"), HARD_NEGATIVE_WEIGHT, 1.0)
+    est.fit(x[~test], y[~test], sample_weight=weight[~test])
     p_test = est.predict_proba(x[test])[:, 1]
     threshold = 0.5
     flagged = p_test >= threshold
