@@ -238,13 +238,15 @@ class _Window:
     vouched: bool
     window_start: datetime
     window_count: int
-    exists: bool
     changed: bool = False
 
 
-def _lock_reporters(session: Session, reporters: Sequence[str]) -> dict[str, _Window]:
-    """The reporters' rows, locked until the transaction ends so concurrent batches count correctly."""
-    rows: dict[str, _Window] = {}
+def _lock_reporters(session: Session, reporters: Sequence[str], now: datetime) -> dict[str, _Window]:
+    """The reporters' rows, locked until the transaction ends so concurrent batches count correctly.
+
+    Reporters seen for the first time get their row first (``ON CONFLICT DO NOTHING``: a concurrent
+    batch that creates the same reporter wins, and this one then waits for and locks that row), so
+    every rate-limit window counted below is a locked row and no count is lost between batches."""
     columns = (
         ReporterRow.reporter,
         ReporterRow.first_seen,
@@ -252,28 +254,66 @@ def _lock_reporters(session: Session, reporters: Sequence[str]) -> dict[str, _Wi
         ReporterRow.window_start,
         ReporterRow.window_count,
     )
-    for part in queries.chunks(sorted(reporters)):
-        query = select(*columns).where(queries.one_of(session, ReporterRow.reporter, part)).with_for_update()
-        for reporter, first_seen, vouched, window_start, window_count in session.execute(query):
-            rows[reporter] = _Window(first_seen, vouched, window_start, window_count, exists=True)
+
+    def lock(names: Sequence[str]) -> dict[str, _Window]:
+        found: dict[str, _Window] = {}
+        for part in queries.chunks(sorted(names)):
+            query = (
+                select(*columns).where(queries.one_of(session, ReporterRow.reporter, part)).with_for_update()
+            )
+            for reporter, first_seen, vouched, window_start, window_count in session.execute(query):
+                found[reporter] = _Window(first_seen, vouched, window_start, window_count)
+        return found
+
+    rows = lock(reporters)
+    missing = [r for r in reporters if r not in rows]
+    if missing:
+        if session.get_bind().dialect.name == "postgresql":
+            # COPY the names into a temporary table, then one INSERT … SELECT … ON CONFLICT DO NOTHING.
+            session.execute(
+                text(
+                    "CREATE TEMPORARY TABLE IF NOT EXISTS marks_new_reporters (reporter varchar(32))"
+                    " ON COMMIT DELETE ROWS"
+                )
+            )
+            _copy(session, "COPY marks_new_reporters (reporter) FROM STDIN", ((r,) for r in missing))
+            inserted = session.execute(
+                text(
+                    "INSERT INTO marks_reporters (reporter, first_seen, agreed, disagreed,"
+                    " verified_complaints, vouched, window_start, window_count)"
+                    " SELECT reporter, :now, 0, 0, 0, false, :now, 0 FROM marks_new_reporters"
+                    " ON CONFLICT (reporter) DO NOTHING RETURNING reporter"
+                ),
+                {"now": now},
+            )
+            created = set(inserted.scalars())
+        else:
+            fresh = [
+                {
+                    "reporter": reporter,
+                    "first_seen": now,
+                    "agreed": 0,
+                    "disagreed": 0,
+                    "verified_complaints": 0,
+                    "vouched": False,
+                    "window_start": now,
+                    "window_count": 0,
+                }
+                for reporter in missing
+            ]
+            statement = sqlite_insert(ReporterRow).on_conflict_do_nothing(index_elements=["reporter"])
+            created = set(
+                session.connection().execute(statement.returning(ReporterRow.reporter), fresh).scalars()
+            )
+        rows.update({r: _Window(now, False, now, 0) for r in created})  # ours: new rows are locked already
+        raced = [r for r in missing if r not in created]  # a concurrent batch created them first
+        if raced:
+            rows.update(lock(raced))
     return rows
 
 
 def _write_reporters(session: Session, windows: dict[str, _Window]) -> None:
-    new = [
-        {
-            "reporter": reporter,
-            "first_seen": w.first_seen,
-            "agreed": 0,
-            "disagreed": 0,
-            "verified_complaints": 0,
-            "vouched": w.vouched,
-            "window_start": w.window_start,
-            "window_count": w.window_count,
-        }
-        for reporter, w in windows.items()
-        if not w.exists
-    ]
+    """Write back the changed rows (all of them exist and are locked, see ``_lock_reporters``)."""
     changed = [
         {
             "b_reporter": reporter,
@@ -283,11 +323,12 @@ def _write_reporters(session: Session, windows: dict[str, _Window]) -> None:
             "window_count": w.window_count,
         }
         for reporter, w in windows.items()
-        if w.exists and w.changed
+        if w.changed
     ]
-    connection = session.connection()
-    if connection.dialect.name == "postgresql" and (new or changed):
-        # Both kinds in one statement: COPY into a temporary table, then one upsert from it.
+    if not changed:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        # COPY into a temporary table, then one UPDATE … FROM it.
         session.execute(
             text(
                 "CREATE TEMPORARY TABLE IF NOT EXISTS marks_reporters_incoming (reporter varchar(32),"
@@ -295,45 +336,34 @@ def _write_reporters(session: Session, windows: dict[str, _Window]) -> None:
                 " ON COMMIT DELETE ROWS"
             )
         )
-        values = [
-            (r["reporter"], r["first_seen"], r["vouched"], r["window_start"], r["window_count"]) for r in new
-        ]
-        values += [
-            (r["b_reporter"], r["first_seen"], r["vouched"], r["window_start"], r["window_count"])
-            for r in changed
-        ]
         _copy(
             session,
             "COPY marks_reporters_incoming (reporter, first_seen, vouched, window_start, window_count)"
             " FROM STDIN",
-            values,
+            (
+                (r["b_reporter"], r["first_seen"], r["vouched"], r["window_start"], r["window_count"])
+                for r in changed
+            ),
         )
         session.execute(
             text(
-                "INSERT INTO marks_reporters (reporter, first_seen, agreed, disagreed, verified_complaints,"
-                " vouched, window_start, window_count)"
-                " SELECT reporter, first_seen, 0, 0, 0, vouched, window_start, window_count"
-                " FROM marks_reporters_incoming"
-                " ON CONFLICT (reporter) DO UPDATE SET first_seen = excluded.first_seen,"
-                " vouched = excluded.vouched, window_start = excluded.window_start,"
-                " window_count = excluded.window_count"
+                "UPDATE marks_reporters AS r SET first_seen = i.first_seen, vouched = i.vouched,"
+                " window_start = i.window_start, window_count = i.window_count"
+                " FROM marks_reporters_incoming AS i WHERE r.reporter = i.reporter"
             )
         )
         return
-    if new:
-        connection.execute(insert(ReporterRow), new)
-    if changed:
-        connection.execute(
-            update(ReporterRow)
-            .where(ReporterRow.reporter == bindparam("b_reporter"))
-            .values(
-                first_seen=bindparam("first_seen"),
-                vouched=bindparam("vouched"),
-                window_start=bindparam("window_start"),
-                window_count=bindparam("window_count"),
-            ),
-            changed,
-        )
+    session.connection().execute(
+        update(ReporterRow)
+        .where(ReporterRow.reporter == bindparam("b_reporter"))
+        .values(
+            first_seen=bindparam("first_seen"),
+            vouched=bindparam("vouched"),
+            window_start=bindparam("window_start"),
+            window_count=bindparam("window_count"),
+        ),
+        changed,
+    )
 
 
 _AUDIT_COLUMNS = ("at", "actor_role", "actor", "action", "subject_type", "subject", "before", "after")
@@ -418,7 +448,7 @@ def _admit(
 ) -> dict[tuple[str, str], _Parsed]:
     """Apply the rules that need the database: no mark from before a recycling (二次放号), and the
     per-reporter rate limit (a fixed window counted on the reporter's row, locked for the update)."""
-    reporter_rows = _lock_reporters(session, sorted({p.reporter for p in parsed}))
+    reporter_rows = _lock_reporters(session, sorted({p.reporter for p in parsed}), now)
     accepted: dict[tuple[str, str], _Parsed] = {}
 
     def reject(item: _Parsed, field_name: str, message: str, error: type[InvalidInput | RateLimited]) -> None:
@@ -437,10 +467,7 @@ def _admit(
                 InvalidInput,
             )
             continue
-        row = reporter_rows.get(item.reporter)
-        if row is None:
-            row = _Window(now, vouch, now, 0, exists=False)
-            reporter_rows[item.reporter] = row
+        row = reporter_rows[item.reporter]
         row.changed = True
         # A dated mark proves the reporter's account existed then (account age weighs credibility).
         row.first_seen = min(row.first_seen, item.at)

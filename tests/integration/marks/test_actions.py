@@ -352,3 +352,14 @@ def test_block_standing_counts_warnings_in_the_ten_and_hundred_blocks(any_runtim
     assert (standing.red_in_10, standing.red_in_100, standing.suspected) == (5, 6, True)
     assert (elsewhere.red_in_10, elsewhere.suspected) == (1, False)
     assert standing.as_dict()["block10"] == "+861391234560x"
+
+
+def test_successive_batches_share_one_rate_limit_window(any_runtime: Runtime) -> None:
+    """Two batches for the same new reporter in separate transactions count in one window: the second
+    finds and locks the row the first created, with its count."""
+    limit = RateLimit(limit=4)
+    first = [actions.MarkInput(f"+8613912340{i:03d}", "harassment", reporter(7)) for i in range(3)]
+    second = [actions.MarkInput(f"+8613912341{i:03d}", "harassment", reporter(7)) for i in range(3)]
+    assert actions.ingest(any_runtime, OP, first, rate_limit=limit).accepted == 3
+    result = actions.ingest(any_runtime, OP, second, rate_limit=limit)
+    assert (result.accepted, len(result.rejected)) == (1, 2)
