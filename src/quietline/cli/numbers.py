@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from quietline.cli import marks as marks_cli
 from quietline.cli import progress
 from quietline.cli.common import JSON_OPTION, cli_actor, console, emit_json, runtime
 from quietline.numbers import actions, parse, queries
@@ -52,3 +53,8 @@ def import_portability(
         label=f"importing {file.name}",
     )
     progress.finish(summary, as_json=as_json)
+
+
+# Reassignment (二次放号) clears a number's crowd marks; the carrier reports it on the number itself.
+# The command is the marks context's own, registered here as well so `quietline numbers recycle` works.
+app.command("recycle")(marks_cli.recycle)
