@@ -189,7 +189,7 @@ def detect(
         numbers = materialise(con, spellings(raw), "quietline_numbers")
         prepared = materialise(con, prepare(raw, numbers), "quietline_calls")
         counts = {r["status"]: int(r["rows"]) for r in to_arrow(quality(prepared)).to_pylist()}
-        calls = usable(prepared)
+        calls = materialise(con, usable(prepared), "quietline_usable_calls")
         timing["prepare"] = round(time.perf_counter() - t0, 3)
         t1 = time.perf_counter()
         span = to_arrow(data_span(calls)).to_pylist()[0]

@@ -226,7 +226,7 @@ def caller_features(calls: ir.Table, window_min_pair_calls: int = 2) -> ir.Table
         distinct_callees=recip.count(),
         reciprocated=recip.rcaller.notnull().sum(),
     )
-    inbound = c.group_by(number=c.callee).aggregate(in_calls=c.count())
+    inbound = pairs.group_by(number=pairs.callee).aggregate(in_calls=pairs.n.sum())
     days = c.group_by(number=c.caller, day=c.day).aggregate(n=c.count())
     per_day = days.group_by("number").aggregate(
         active_days=days.count(),
