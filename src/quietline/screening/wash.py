@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from quietline.numbers import InvalidNumber, parse
+from quietline.screening.numberset import sorted_unique
 from quietline.screening.snapshot import Snapshot
 from quietline.vocabulary import ALL_CATEGORIES, Category, Channel, NumberType
 
@@ -36,7 +37,7 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True, slots=True)
 class ParsedList:
-    """The uploaded list as unique E.164 integers in upload order, with the counts the summary needs."""
+    """The uploaded list as unique E.164 integers (sorted), with the counts the summary needs."""
 
     numbers: npt.NDArray[np.int64]
     lines: int
@@ -98,7 +99,10 @@ def parse_list(data: bytes, progress: Progress | None = None) -> ParsedList:
     starts, ends = starts[keep], ends[keep]
     lines = len(starts)
     values = np.full(lines, -1, dtype=np.int64)  # -1: invalid
-    prefix_ok: dict[int, bool] = {}
+    # Lines without a single digit are invalid without asking the parser (except a header line).
+    digit_count = np.concatenate([[0], np.cumsum((arr >= 48) & (arr <= 57), dtype=np.int64)])
+    has_digits = (digit_count[ends] - digit_count[starts]) > 0
+    prefix_table = np.zeros(10_000, dtype=np.int8)  # per 4-digit mobile prefix: 0 unknown, 1 ok, -1 not
     slow: list[int] = []
     for begin in range(0, lines, CHUNK):
         s = starts[begin : begin + CHUNK].copy()
@@ -111,15 +115,20 @@ def parse_list(data: bytes, progress: Progress | None = None) -> ParsedList:
         cc86 = (length == 13) & (arr[s] == 56) & (arr[np.minimum(s + 1, len(arr) - 1)] == 54)
         s[cc86] += 2
         fast = np.flatnonzero((e - s) == 11)
-        digits = arr[s[fast, None] + np.arange(11)].astype(np.int64) - 48
-        plain = ((digits >= 0) & (digits <= 9)).all(axis=1) & (digits[:, 0] == 1)
-        ints = digits[plain] @ _POW10
+        raw = arr[s[fast, None] + np.arange(11)] - np.uint8(48)  # uint8: non-digits wrap above 9
+        plain = (raw <= 9).all(axis=1) & (raw[:, 0] == 1)
+        ints = raw[plain].astype(np.int64) @ _POW10
         good = fast[plain]
         prefixes = ints // 10**7
-        ok = np.array([_prefix_ok(int(p), prefix_ok) for p in prefixes.tolist()], dtype=np.bool_)
+        for prefix in np.flatnonzero(np.bincount(prefixes, minlength=10_000)).tolist():
+            if prefix_table[prefix] == 0:
+                prefix_table[prefix] = 1 if _prefix_ok(prefix) else -1
+        ok = prefix_table[prefixes] == 1
         values[begin + good[ok]] = _CC86 + ints[ok]
-        slow_mask = np.ones(len(s), dtype=np.bool_)
+        slow_mask = has_digits[begin : begin + len(s)].copy()
         slow_mask[good[ok]] = False
+        if begin == 0:
+            slow_mask[0] = True  # a possible header
         slow.extend((begin + np.flatnonzero(slow_mask)).tolist())
         if progress is not None:
             progress(min(begin + CHUNK, lines), lines)
@@ -134,27 +143,22 @@ def parse_list(data: bytes, progress: Progress | None = None) -> ParsedList:
             if position == 0 and i == 0 and not any(ch.isdigit() for ch in cell):
                 header_skipped = 1
     valid = values[values >= 0]
-    unique, first = np.unique(valid, return_index=True)
-    in_order = unique[np.argsort(first, kind="stable")]
+    # Sorted, not in upload order: the output reveals nothing about the order of the upload either.
+    unique = sorted_unique(valid)
     invalid = int(np.count_nonzero(values < 0)) - header_skipped
-    return ParsedList(in_order, lines - header_skipped, invalid, len(valid) - len(unique))
+    return ParsedList(unique, lines - header_skipped, invalid, len(valid) - len(unique))
 
 
-def _prefix_ok(prefix: int, cache: dict[int, bool]) -> bool:
+def _prefix_ok(prefix: int) -> bool:
     """Whether every 11-digit number under this 4-digit prefix is a valid mobile (the parser decides)."""
-    found = cache.get(prefix)
-    if found is None:
-        found = True
-        for tail in ("0000000", "9999999"):
-            try:
-                number = parse(f"{prefix}{tail}")
-            except InvalidNumber:
-                found = False
-                break
-            if number.e164 != f"+86{prefix}{tail}" or number.type is NumberType.INTERNATIONAL:
-                found = False
-        cache[prefix] = found
-    return found
+    for tail in ("0000000", "9999999"):
+        try:
+            number = parse(f"{prefix}{tail}")
+        except InvalidNumber:
+            return False
+        if number.e164 != f"+86{prefix}{tail}" or number.type is NumberType.INTERNATIONAL:
+            return False
+    return True
 
 
 def wash_numbers(
