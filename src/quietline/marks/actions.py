@@ -385,7 +385,7 @@ def _copy(session: Session, statement: str, rows: Iterable[tuple[Any, ...]]) -> 
 
 def _append_audit(session: Session, rows: list[dict[str, Any]]) -> None:
     """One audit row per mark into the platform's append-only audit table, in this transaction: by
-    COPY on PostgreSQL, else a Core executemany (the same rows ``audit.record_many`` writes, without
+    COPY on PostgreSQL, else a Core executemany (the rows ``audit.record`` would add, without
     its ORM bulk path, which costs several times more per row)."""
     if not rows:
         return

@@ -8,12 +8,12 @@ it in the migration (``platform_0001``), so even hand-written SQL cannot rewrite
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Integer, String, event, insert, select
+from sqlalchemy import JSON, BigInteger, Integer, String, event, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from quietline.platform.actor import Actor
@@ -76,12 +76,6 @@ def record(
     )
     session.add(entry)
     return entry
-
-
-def record_many(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Bulk form for imports: rows carry the same keys as ``record``'s arguments, already jsonable."""
-    if rows:
-        session.execute(insert(AuditEntry), list(rows))
 
 
 def _jsonable(value: Mapping[str, Any] | None) -> JsonDict | None:
