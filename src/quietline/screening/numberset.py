@@ -38,7 +38,7 @@ WINDOW = 4
 #: Queries handled per vectorised chunk (keeps temporaries in cache).
 CHUNK = 1 << 14
 #: Regions of at most this many numbers get a bit filter (32 bits per number: ~3 % false candidates).
-FILTER_MAX = 1 << 16
+FILTER_MAX = 1 << 20
 FILTER_BITS_PER_ENTRY = 32
 
 IntArray = npt.NDArray[np.int64]

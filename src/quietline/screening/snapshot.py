@@ -63,8 +63,8 @@ TOPICS: tuple[str, ...] = (
 SCOPES: tuple[str, ...] = (ALL_CATEGORIES, *(c.value for c in Category))
 CHANNELS: tuple[str, ...] = tuple(c.value for c in Channel)
 FORMAT_VERSION = 1
-#: Sets up to this size also keep a Python set of their members for the per-call path (a few MB).
-SMALL_SET = 1 << 16
+#: Sets up to this size also keep a Python set of their members for the per-call path (≤ ~20 MB).
+SMALL_SET = 1 << 18
 
 #: Decision code of each reason code, indexed like ``model.REASON_ORDER`` (for batch results).
 DECISION_ORDER: tuple[Decision, ...] = tuple(Decision)
