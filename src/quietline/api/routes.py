@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from quietline.api import accounts
+from quietline.api import accounts, registry
 from quietline.api import callerauth as callerauth_api
 from quietline.api import complaints as complaints_api
 from quietline.api import marks as marks_api
@@ -16,6 +16,7 @@ def include_all(app: FastAPI) -> None:
     """Each context's router module is added here."""
     accounts.install(app)  # the accounts router and the 401 challenge handler
     app.include_router(numbers_api.router)
+    app.include_router(registry.router)
     app.include_router(complaints_api.router)
     app.include_router(callerauth_api.router)
     app.include_router(marks_api.router)
