@@ -68,8 +68,10 @@ def live_server(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path)
     log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    """One Chromium per test module. Playwright's sync API keeps an asyncio loop running while it is
+    open, so it must be closed before other modules' tests call ``asyncio.run``."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: `make install` installs Debian's chromium package")
     from playwright.sync_api import sync_playwright
