@@ -442,6 +442,9 @@ def _consent_payload(row: ConsentRow, granted: bool) -> dict[str, Any]:
         "category": row.category,
         "channel": row.channel,
         "granted": granted,
+        # When the consent was expressed (it may predate its recording): readers compare it with the
+        # time of a refusal to apply "the latest expression wins".
+        "granted_at": row.granted_at.isoformat(),
     }
 
 

@@ -534,6 +534,7 @@ def _merge_consents(
                     ("category", s.category),
                     ("channel", s.channel),
                     ("granted", granted_flag),
+                    ("granted_at", iso_time(dialect, s.granted_at)),
                 ),
             )
             .where(~overtaken)
