@@ -27,12 +27,15 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from quietline.api.auth import require
+from quietline.callerauth.model import Origin
+from quietline.callerauth.service import Call as CallerAuthCall
 from quietline.numbers import PhoneNumber, parse
 from quietline.platform.actor import Actor
 from quietline.platform.errors import InvalidInput, NotFound, PermissionDenied, QuietlineError
 from quietline.platform.runtime import Runtime
 from quietline.screening import actions, queries
 from quietline.screening.engine import ScreeningEngine, request_for
+from quietline.screening.model import CallerAuth
 from quietline.vocabulary import Category, Channel, Role
 
 router = APIRouter(prefix="/v1", tags=["screening"])
@@ -101,14 +104,48 @@ def screen(
     channel: Annotated[str, Query(max_length=8)] = "call",
     category: Annotated[str | None, Query(max_length=40)] = None,
     enterprise: Annotated[str | None, Query(max_length=40)] = None,
+    origin: Annotated[
+        str | None,
+        Query(max_length=40, description="Where the call entered (enterprise_line, international_gateway…)."),
+    ] = None,
+    line: Annotated[
+        str | None, Query(max_length=64, description="The enterprise line or trunk, if any.")
+    ] = None,
+    identity: Annotated[
+        list[str] | None, Query(max_length=4, description="SIP Identity header values (RFC 8224).")
+    ] = None,
 ) -> dict[str, Any]:
-    """Decision (allow/block/warn), reason code, the rule that fired and the Chinese explanation."""
+    """Decision (allow/block/warn), reason code, the rule that fired and the Chinese explanation.
+
+    With ``origin`` (and ``identity`` when the call carried PASSporTs) caller authentication runs
+    first: a failed verification or a confirmed spoof blocks with ``caller_auth_failed``."""
     caller_n, callee_n = _number(caller, "caller"), _number(callee, "callee")
+    engine = engine_of(request.app)
+    caller_auth, authentication = CallerAuth.NOT_CHECKED, None
+    if origin is not None or identity:
+        if any(len(h) > 8192 for h in identity or ()):
+            raise InvalidInput("an Identity header is at most 8192 characters", field="identity")
+        call = CallerAuthCall(
+            caller=caller_n.e164,
+            callee=callee_n.e164,
+            origin=Origin.parse(origin or Origin.DOMESTIC_INTERCONNECT.value, "origin"),
+            line=line,
+            identity_headers=tuple(identity or ()),
+        )
+        caller_auth, authentication = engine.authenticate(call)
     req = request_for(
-        caller_n, callee_n, Channel.parse(channel, "channel"), _category(category), _enterprise(enterprise)
+        caller_n,
+        callee_n,
+        Channel.parse(channel, "channel"),
+        _category(category),
+        _enterprise(enterprise),
+        caller_auth,
     )
-    out = engine_of(request.app).decide(req, caller=caller_n.e164, callee=callee_n.e164)
-    return {**out.as_dict(), "caller": caller_n.e164, "callee": callee_n.e164}
+    out = engine.decide(req, caller=caller_n.e164, callee=callee_n.e164)
+    answer = {**out.as_dict(), "caller": caller_n.e164, "callee": callee_n.e164}
+    if authentication is not None:
+        answer["caller_auth"] = authentication
+    return answer
 
 
 class PairIn(BaseModel):

@@ -13,11 +13,15 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
+from quietline.callerauth.model import Origin
+from quietline.callerauth.service import Call as CallerAuthCall
 from quietline.cli.common import JSON_OPTION, cli_actor, console, emit_json, err_console, fail, runtime
 from quietline.numbers import parse
+from quietline.platform.errors import InvalidInput
 from quietline.platform.workdays import china_date
 from quietline.screening import actions, queries
 from quietline.screening.engine import ScreeningEngine, request_for
+from quietline.screening.model import CallerAuth
 from quietline.vocabulary import Category, Channel
 
 app = typer.Typer(
@@ -44,16 +48,43 @@ def screen(
         None, "--category", help="Marketing category (code or 中文), if marketing."
     ),
     enterprise: str | None = typer.Option(None, "--enterprise", help="The calling enterprise's USCC."),
+    origin: str | None = typer.Option(
+        None, "--origin", help="Where the call entered (enterprise_line, domestic_interconnect, …)."
+    ),
+    line: str | None = typer.Option(None, "--line", help="The enterprise line or trunk it came from."),
+    identity_header: Path | None = typer.Option(
+        None, "--identity-header", help="File with the call's SIP Identity header (RFC 8224)."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Decide one call or SMS against the current rules: decision, reason, rule, Chinese explanation."""
+    """Decide one call or SMS against the current rules: decision, reason, rule, Chinese explanation.
+
+    With --origin (and --identity-header) caller authentication runs first."""
     caller_n = parse(caller, field="--caller")
     callee_n = parse(callee, field="--callee")
     ch = Channel.parse(channel, "--channel")
     cat = Category.parse(category, "--category") if category is not None else None
     uscc = _uscc(enterprise)
     engine = _engine()
-    out = engine.decide(request_for(caller_n, callee_n, ch, cat, uscc), record=False)
+    caller_auth, authentication = CallerAuth.NOT_CHECKED, None
+    if origin is not None or identity_header is not None:
+        headers: tuple[str, ...] = ()
+        if identity_header is not None:
+            try:
+                headers = (identity_header.read_text(encoding="utf-8").strip(),)
+            except (OSError, UnicodeDecodeError) as exc:
+                raise InvalidInput(
+                    f"{identity_header}: cannot be read ({exc})", field="--identity-header"
+                ) from None
+        call = CallerAuthCall(
+            caller=caller_n.e164,
+            callee=callee_n.e164,
+            origin=Origin.parse(origin or Origin.DOMESTIC_INTERCONNECT.value, "--origin"),
+            line=line,
+            identity_headers=headers,
+        )
+        caller_auth, authentication = engine.authenticate(call)
+    out = engine.decide(request_for(caller_n, callee_n, ch, cat, uscc, caller_auth), record=False)
     result = {
         **out.as_dict(),
         "caller": caller_n.e164,
@@ -63,6 +94,7 @@ def screen(
         "enterprise": uscc,
         "policy": engine.snapshot.policy.value,
         "feed_id": engine.snapshot.feed_id,
+        **({"caller_auth": authentication} if authentication is not None else {}),
     }
     if as_json:
         emit_json(result)

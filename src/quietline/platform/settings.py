@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     personal_list_limit: int = 1000
     dev_open_screen: bool = False
     wash_daily_quota: int = 50_000_000
+    #: PEM file of the trusted STI-CA roots for caller authentication (STIR/SHAKEN); without it the
+    #: screening engine still checks signatures, claims and the caller-number ledger, but cannot say
+    #: that a signer is trusted (RFC 8224 reason 437).
+    callerauth_trust_roots: str | None = None
     #: How long a reporter may appeal an answered complaint before the case closes (days).
     complaint_appeal_window_days: int = Field(default=15, ge=1, le=365)
 

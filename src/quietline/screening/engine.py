@@ -23,12 +23,17 @@ from typing import Any
 
 import numpy as np
 
+from quietline.callerauth.certs import HttpsCertificateFetcher, TrustStore
+from quietline.callerauth.model import Outcome as CallerAuthOutcome
+from quietline.callerauth.service import Call as CallerAuthCall
+from quietline.callerauth.service import CallerAuthentication
+from quietline.callerauth.verify import Verifier
 from quietline.numbers import PhoneNumber
 from quietline.platform import changefeed
 from quietline.platform.runtime import Runtime
 from quietline.screening import actions, source
 from quietline.screening.feed import FeedFollower
-from quietline.screening.model import Decision, Outcome, ScreenRequest
+from quietline.screening.model import CallerAuth, Decision, Outcome, ScreenRequest
 from quietline.screening.snapshot import TOPICS, LiveSet, Snapshot, SnapshotError
 
 log = logging.getLogger(__name__)
@@ -50,9 +55,11 @@ def request_for(
     channel: Any,
     category: Any,
     enterprise: str | None,
+    caller_auth: CallerAuth = CallerAuth.NOT_CHECKED,
 ) -> ScreenRequest:
     """A ``ScreenRequest`` from parsed numbers (the entry points' one way to build one)."""
     return ScreenRequest(
+        caller_auth=caller_auth,
         caller=caller.as_int,
         callee=callee.as_int,
         channel=channel,
@@ -100,6 +107,7 @@ class ScreeningEngine:
         self.blocks_written = 0
         self.rebuilds = 0
         self.disagreements = 0
+        self._callerauth: CallerAuthentication | None = None
 
     # --- life cycle --------------------------------------------------------------------------------
 
@@ -172,6 +180,32 @@ class ScreeningEngine:
     def snapshot(self) -> Snapshot:
         return self._snapshot
 
+    # --- caller authentication ----------------------------------------------------------------------
+
+    def _caller_authentication(self) -> CallerAuthentication:
+        """Loaded on first use: the caller-number ledger in memory and a verifier with a warm cache."""
+        with self._lock:
+            if self._callerauth is None:
+                roots = self.rt.settings.callerauth_trust_roots
+                trust = TrustStore.from_files([roots]) if roots else None
+                verifier = Verifier(HttpsCertificateFetcher(), trust, require_tn_auth_list=trust is not None)
+                with self.rt.sessions() as session:
+                    self._callerauth = CallerAuthentication.load(session, verifier)
+            return self._callerauth
+
+    def authenticate(self, call: CallerAuthCall) -> tuple[CallerAuth, dict[str, Any]]:
+        """Run caller authentication (ledger spoofing checks, then the PASSporT when one came) and say
+        what it means for the decision, with callerauth's own findings for the explanation."""
+        screened = self._caller_authentication().screen(call, now=self.rt.clock.now())
+        outcome = screened.check.outcome
+        if outcome is CallerAuthOutcome.BLOCK:
+            result = CallerAuth.FAILED
+        elif outcome is CallerAuthOutcome.WARN:
+            result = CallerAuth.UNVERIFIED
+        else:
+            result = CallerAuth.PASSED
+        return result, screened.as_dict()
+
     def decide(
         self, req: ScreenRequest, *, record: bool = True, caller: str = "", callee: str = ""
     ) -> Outcome:
@@ -196,7 +230,11 @@ class ScreeningEngine:
     def poll(self) -> int:
         """Apply new changes now (the follower thread calls this every ``poll_interval``)."""
         with self._lock:
-            return self.follower.poll(self._snapshot).applied
+            applied = self.follower.poll(self._snapshot).applied
+            if self._callerauth is not None:
+                with self.rt.sessions() as session:
+                    self._callerauth.refresh(session)
+            return applied
 
     def _follow(self) -> None:
         since_rebuild = 0.0

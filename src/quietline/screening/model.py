@@ -50,6 +50,21 @@ class Reason(StrEnum):
     NO_CONSENT = "no_consent"
     CROWD_WARNING = "crowd_warning"
     DEFAULT_ALLOW = "default_allow"
+    CALLER_AUTH_FAILED = "caller_auth_failed"
+    CALLER_UNVERIFIED = "caller_unverified"
+
+
+class CallerAuth(StrEnum):
+    """What caller authentication (``quietline.callerauth``: STIR/SHAKEN verification and the
+    caller-number ledger's spoofing checks) said about the presented caller ID, computed before the
+    decision. A failure is a system block (decision order step 5; the 2018 campaign requires blocking
+    every call that fails caller authentication); an unsigned call from a risky origin is connected
+    with a warning label (step 7)."""
+
+    NOT_CHECKED = "not_checked"
+    PASSED = "passed"
+    FAILED = "failed"
+    UNVERIFIED = "unverified"
 
 
 class Rule(StrEnum):
@@ -62,6 +77,7 @@ class Rule(StrEnum):
     SYSTEM_BLOCK = "5.system_block_list"
     MARKETING = "6.marketing_refusal_and_consent"
     CROWD = "7.crowd_marks"
+    UNVERIFIED = "7.unverified_caller"
     DEFAULT = "8.default"
 
 
@@ -86,6 +102,16 @@ EXPLANATIONS: dict[Reason, tuple[Decision, Rule, str]] = {
     Reason.NO_CONSENT: (Decision.BLOCK, Rule.MARKETING, "该企业未取得您的明确同意，商业营销视为拒绝，已拦截"),
     Reason.CROWD_WARNING: (Decision.WARN, Rule.CROWD, "该号码被多名用户标注，请谨慎接听"),
     Reason.DEFAULT_ALLOW: (Decision.ALLOW, Rule.DEFAULT, "未命中任何拦截规则，已放行"),
+    Reason.CALLER_AUTH_FAILED: (
+        Decision.BLOCK,
+        Rule.SYSTEM_BLOCK,
+        "主叫号码未通过来电身份认证（疑似改号或冒用），已拦截",
+    ),
+    Reason.CALLER_UNVERIFIED: (
+        Decision.WARN,
+        Rule.UNVERIFIED,
+        "主叫号码来自其他网络且未经认证，请谨慎接听",
+    ),
 }
 
 #: Emergency and public-service numbers that are never blocked, as domestic dial strings (DESIGN.md decision
@@ -117,6 +143,7 @@ class ScreenRequest:
     caller_national: str = ""
     caller_international: bool = False
     caller_never_block: bool = False
+    caller_auth: CallerAuth = CallerAuth.NOT_CHECKED
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ from quietline.screening.model import (
     OUTCOMES,
     REASON_INDEX,
     REASON_ORDER,
+    CallerAuth,
     Decision,
     Outcome,
     Reason,
@@ -412,6 +413,8 @@ class Snapshot:
             return OUTCOMES[Reason.SYSTEM_ALLOW]
         if self.system_block.has(caller) or self.high_risk.has(caller):
             return OUTCOMES[Reason.SYSTEM_BLOCK]
+        if req.caller_auth is CallerAuth.FAILED:
+            return OUTCOMES[Reason.CALLER_AUTH_FAILED]
         # 6. commercial marketing of category k from enterprise E: allowed with an effective consent;
         # otherwise blocked when refused (k or all, this channel), and under strict also when not.
         category = req.category
@@ -431,6 +434,8 @@ class Snapshot:
         # 7. crowd marks above the display threshold: connect with a warning label.
         if self.warnings.has(caller):
             return OUTCOMES[Reason.CROWD_WARNING]
+        if req.caller_auth is CallerAuth.UNVERIFIED:
+            return OUTCOMES[Reason.CALLER_UNVERIFIED]
         # 8. otherwise allow.
         return OUTCOMES[Reason.DEFAULT_ALLOW]
 
