@@ -187,3 +187,33 @@ def iter_effective_consents(session: Session) -> Iterator[tuple[str, str, str, s
         and_(ConsentRow.withdrawn_at.is_(None), ~overtaken)
     )
     yield from session.execute(query.execution_options(yield_per=50_000))
+
+
+def iter_open_consents(session: Session) -> Iterator[tuple[str, str, str, str, datetime]]:
+    """(enterprise, number, category, channel, granted_at) of every consent not withdrawn.
+
+    With ``iter_refusal_times_of_consenting_numbers`` this lets a reader keep "the latest expression
+    wins" itself as changes arrive (the screening snapshot), where ``iter_effective_consents`` answers
+    it once in SQL.
+    """
+    query = select(
+        ConsentRow.enterprise,
+        ConsentRow.number,
+        ConsentRow.category,
+        ConsentRow.channel,
+        ConsentRow.granted_at,
+    ).where(ConsentRow.withdrawn_at.is_(None))
+    yield from session.execute(query.execution_options(yield_per=50_000))
+
+
+def iter_refusal_times_of_consenting_numbers(
+    session: Session, now: datetime
+) -> Iterator[tuple[str, str, str, datetime]]:
+    """(number, category or "all", channel, since) of refusals in effect for numbers that hold an open
+    consent: the times a consent must be compared with."""
+    query = select(RefusalRow.number, RefusalRow.category, RefusalRow.channel, RefusalRow.since).where(
+        RefusalRow.active.is_(True),
+        or_(RefusalRow.valid_until.is_(None), RefusalRow.valid_until > now),
+        RefusalRow.number.in_(select(ConsentRow.number).where(ConsentRow.withdrawn_at.is_(None))),
+    )
+    yield from session.execute(query.execution_options(yield_per=50_000))

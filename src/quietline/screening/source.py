@@ -1,8 +1,8 @@
 """Read the registry and the marks into a ``RegistryState`` for a full snapshot rebuild.
 
 This is an adapter (SQL is allowed here, never in ``model``/``snapshot``). It reads through the
-registry's and the marks' query modules; the consent-ledger times the "latest expression wins" rule
-needs are read from the registry's tables in the same consistent read.
+registry's and the marks' query modules, including the consent and refusal times the "latest
+expression wins" rule needs, all in one consistent read.
 """
 
 from __future__ import annotations
@@ -10,14 +10,13 @@ from __future__ import annotations
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from quietline.marks import queries as marks_queries
 from quietline.platform import changefeed
 from quietline.platform.changefeed import ChangeRow
 from quietline.registry import queries as registry_queries
-from quietline.registry.orm import ConsentRow, RefusalRow
 from quietline.screening.snapshot import ConsentEntry, RegistryState, e164_int
 
 #: How far behind the feed head a rebuild records which ids it has seen. A transaction that takes
@@ -48,19 +47,15 @@ def read_state(session: Session, now: datetime) -> RegistryState:
     refusals = {key: np.array(values, dtype=np.int64) for key, values in grouped.items()}
 
     consents = [
-        ConsentEntry(row.enterprise, e164_int(row.number), row.category, row.channel, row.granted_at)
-        for row in session.scalars(select(ConsentRow).where(ConsentRow.withdrawn_at.is_(None)))
+        ConsentEntry(enterprise, e164_int(number), category, channel, granted_at)
+        for enterprise, number, category, channel, granted_at in registry_queries.iter_open_consents(session)
     ]
-    with_consent = {c.number for c in consents}
-    refusal_since: dict[tuple[int, str, str], datetime] = {}
-    if with_consent:
-        query = select(RefusalRow.number, RefusalRow.category, RefusalRow.channel, RefusalRow.since).where(
-            RefusalRow.active.is_(True),
-            or_(RefusalRow.valid_until.is_(None), RefusalRow.valid_until > now),
-            RefusalRow.number.in_(select(ConsentRow.number).where(ConsentRow.withdrawn_at.is_(None))),
+    refusal_since: dict[tuple[int, str, str], datetime] = {
+        (e164_int(number), category, channel): since
+        for number, category, channel, since in registry_queries.iter_refusal_times_of_consenting_numbers(
+            session, now
         )
-        for number, category, channel, since in session.execute(query):
-            refusal_since[(e164_int(number), category, channel)] = since
+    }
 
     personal = [
         (e164_int(owner), list_name, kind, value)
