@@ -38,7 +38,6 @@ from quietline.numbers.model import parse
 from quietline.numbers.orm import PortedNumber
 from quietline.platform import audit
 from quietline.platform.actor import Actor
-from quietline.platform.audit import AuditEntry
 from quietline.platform.bulk import (
     DEFAULT_BATCH_SIZE,
     ImportMode,
@@ -47,11 +46,17 @@ from quietline.platform.bulk import (
     Progress,
     run_import,
 )
-from quietline.platform.changefeed import ChangeRow
 from quietline.platform.db import UtcDateTime
 from quietline.platform.errors import InvalidInput
 from quietline.platform.runtime import Runtime
-from quietline.platform.sqlbulk import iso_time, json_object, prepare_merge, stage_rows
+from quietline.platform.sqlbulk import (
+    audit_rows_from,
+    feed_rows_from,
+    iso_time,
+    json_object,
+    prepare_merge,
+    stage_rows,
+)
 
 TOPIC = "numbers.portability"
 ACTION_IMPORT = "numbers.import_portability"
@@ -207,20 +212,15 @@ def _merge(
         ("ported_at", iso_time(dialect, c.ported_at)),
         ("import_audit_id", import_id),
     )
-    session.execute(
-        insert(AuditEntry).from_select(
-            ["at", "actor_role", "actor", "action", "subject_type", "subject", "before", "after"],
-            select(
-                at,
-                literal(actor.role.value),
-                literal(str(actor)),
-                literal(ACTION_PORT),
-                literal("number"),
-                c.number,
-                before,
-                after,
-            ),
-        )
+    audit_rows_from(
+        session,
+        actor=actor,
+        at=at,
+        action=ACTION_PORT,
+        subject_type="number",
+        subject=c.number,
+        before=before,
+        after=after,
     )
     payload = json_object(
         dialect,
@@ -229,11 +229,7 @@ def _merge(
         ("previous_carrier", c.previous_carrier),
         ("import_audit_id", import_id),
     )
-    session.execute(
-        insert(ChangeRow).from_select(
-            ["at", "topic", "key", "payload"], select(at, literal(TOPIC), c.number, payload)
-        )
-    )
+    feed_rows_from(session, at=at, topic=TOPIC, key=c.number, payload=payload)
     # ``WHERE true`` keeps SQLite's parser from reading ON CONFLICT as a join constraint.
     session.execute(_upsert(dialect, select(c.number, c.carrier, c.ported_at, at).where(true())))
     if dialect != "postgresql":  # PostgreSQL drops them on commit (ON COMMIT DROP)

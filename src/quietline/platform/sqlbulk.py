@@ -12,9 +12,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, case, func, literal_column
+from sqlalchemy import ColumnElement, Table, case, func, insert, literal, literal_column, select
 from sqlalchemy.orm import Session
 
+from quietline.platform.actor import Actor
+from quietline.platform.audit import AuditEntry
+from quietline.platform.changefeed import ChangeRow
 from quietline.platform.db import UtcDateTime
 
 
@@ -84,3 +87,52 @@ def json_bool(dialect: str, value: ColumnElement[Any]) -> ColumnElement[Any]:
     if dialect == "postgresql":
         return value
     return func.json(case((value, "true"), else_="false"))
+
+
+def audit_rows_from(
+    session: Session,
+    *,
+    actor: Actor,
+    at: ColumnElement[Any],
+    action: str,
+    subject_type: str,
+    subject: ColumnElement[Any],
+    before: ColumnElement[Any],
+    after: ColumnElement[Any],
+    where: ColumnElement[bool] | None = None,
+) -> None:
+    """One audit row per staged row, in the import's transaction: ``subject``, ``before`` and ``after``
+    are expressions over the staging table(s), so a million rows cost one ``INSERT … SELECT``."""
+    query = select(
+        at,
+        literal(actor.role.value),
+        literal(str(actor)),
+        literal(action),
+        literal(subject_type),
+        subject,
+        before,
+        after,
+    )
+    if where is not None:
+        query = query.where(where)
+    columns = ["at", "actor_role", "actor", "action", "subject_type", "subject", "before", "after"]
+    session.execute(insert(AuditEntry).from_select(columns, query))
+
+
+def feed_rows_from(
+    session: Session,
+    *,
+    at: ColumnElement[Any],
+    topic: str,
+    key: ColumnElement[Any],
+    payload: ColumnElement[Any],
+    where: ColumnElement[bool] | None = None,
+    order_by: Sequence[ColumnElement[Any]] = (),
+) -> None:
+    """One change-feed row per staged row (in ``order_by`` order), in the import's transaction."""
+    query = select(at, literal(topic), key, payload)
+    if where is not None:
+        query = query.where(where)
+    if order_by:
+        query = query.order_by(*order_by)
+    session.execute(insert(ChangeRow).from_select(["at", "topic", "key", "payload"], query))

@@ -38,7 +38,6 @@ from sqlalchemy.orm import Session
 from quietline.numbers import parse
 from quietline.platform import audit
 from quietline.platform.actor import Actor
-from quietline.platform.audit import AuditEntry
 from quietline.platform.bulk import (
     DEFAULT_BATCH_SIZE,
     ImportMode,
@@ -47,11 +46,18 @@ from quietline.platform.bulk import (
     Progress,
     run_import,
 )
-from quietline.platform.changefeed import ChangeRow
 from quietline.platform.db import UtcDateTime
 from quietline.platform.errors import InvalidInput, NotFound, PermissionDenied
 from quietline.platform.runtime import Runtime
-from quietline.platform.sqlbulk import iso_time, json_bool, json_object, prepare_merge, stage_rows
+from quietline.platform.sqlbulk import (
+    audit_rows_from,
+    feed_rows_from,
+    iso_time,
+    json_bool,
+    json_object,
+    prepare_merge,
+    stage_rows,
+)
 from quietline.registry import model
 from quietline.registry.actions import TOPIC_CONSENT, TOPIC_REFUSAL
 from quietline.registry.orm import ConsentRow, RefusalRow
@@ -257,20 +263,15 @@ def _merge_refusals(session: Session, actor: Actor, now: datetime, summary: Impo
         ("valid_until", iso_time(dialect, c.valid_until)),
         ("import_audit_id", literal(entry.id)),
     )
-    session.execute(
-        insert(AuditEntry).from_select(
-            ["at", "actor_role", "actor", "action", "subject_type", "subject", "before", "after"],
-            select(
-                at,
-                literal(actor.role.value),
-                literal(str(actor)),
-                literal("registry.refuse"),
-                literal("number"),
-                c.number,
-                before,
-                after,
-            ),
-        )
+    audit_rows_from(
+        session,
+        actor=actor,
+        at=at,
+        action="registry.refuse",
+        subject_type="number",
+        subject=c.number,
+        before=before,
+        after=after,
     )
     payload = json_object(
         dialect,
@@ -279,11 +280,7 @@ def _merge_refusals(session: Session, actor: Actor, now: datetime, summary: Impo
         ("channel", c.channel),
         ("active", json_bool(dialect, active_true)),
     )
-    session.execute(
-        insert(ChangeRow).from_select(
-            ["at", "topic", "key", "payload"], select(at, literal(TOPIC_REFUSAL), c.number, payload)
-        )
-    )
+    feed_rows_from(session, at=at, topic=TOPIC_REFUSAL, key=c.number, payload=payload)
     # ``WHERE true`` keeps SQLite's parser from reading ON CONFLICT as a join constraint.
     source = select(c.number, c.category, c.channel, active_true, at, c.valid_until, literal("import")).where(
         true()
@@ -498,48 +495,40 @@ def _merge_consents(
             ).order_by(s.line),
         )
     )
-    session.execute(
-        insert(AuditEntry).from_select(
-            ["at", "actor_role", "actor", "action", "subject_type", "subject", "before", "after"],
-            select(
-                at,
-                literal(actor.role.value),
-                literal(str(actor)),
-                literal("consent.grant"),
-                literal("consent"),
-                s.enterprise + literal(":") + s.number,
-                literal(None),
-                json_object(
-                    dialect,
-                    ("category", s.category),
-                    ("channel", s.channel),
-                    ("evidence_sha256", s.evidence_sha256),
-                    ("import_audit_id", literal(entry.id)),
-                ),
-            ).where(~overtaken),
-        )
+    audit_rows_from(
+        session,
+        actor=actor,
+        at=at,
+        action="consent.grant",
+        subject_type="consent",
+        subject=s.enterprise + literal(":") + s.number,
+        before=literal(None),
+        after=json_object(
+            dialect,
+            ("category", s.category),
+            ("channel", s.channel),
+            ("evidence_sha256", s.evidence_sha256),
+            ("import_audit_id", literal(entry.id)),
+        ),
+        where=~overtaken,
     )
-    granted_flag = json_bool(dialect, literal(True))
-    session.execute(
-        insert(ChangeRow).from_select(
-            ["at", "topic", "key", "payload"],
-            select(
-                at,
-                literal(TOPIC_CONSENT),
-                s.number,
-                json_object(
-                    dialect,
-                    ("enterprise", s.enterprise),
-                    ("number", s.number),
-                    ("category", s.category),
-                    ("channel", s.channel),
-                    ("granted", granted_flag),
-                    ("granted_at", iso_time(dialect, s.granted_at)),
-                ),
-            )
-            .where(~overtaken)
-            .order_by(s.line),
-        )
+    payload = json_object(
+        dialect,
+        ("enterprise", s.enterprise),
+        ("number", s.number),
+        ("category", s.category),
+        ("channel", s.channel),
+        ("granted", json_bool(dialect, literal(True))),
+        ("granted_at", iso_time(dialect, s.granted_at)),
+    )
+    feed_rows_from(
+        session,
+        at=at,
+        topic=TOPIC_CONSENT,
+        key=s.number,
+        payload=payload,
+        where=~overtaken,
+        order_by=[s.line],
     )
     if dialect != "postgresql":
         _consent_stage.drop(connection)
