@@ -166,7 +166,10 @@ def test_consent_feed_rows_carry_the_time_of_consent(runtime: Runtime, tmp_path:
     from datetime import datetime
 
     accounts.register_enterprise(runtime, OPERATOR, uscc=USCC, name="示例银行", categories=[])
-    text = "number,category,evidence,channel,granted_at\n13800138000,insurance,同意,sms,2025-12-01T08:00:00+08:00\n"
+    text = (
+        "number,category,evidence,channel,granted_at\n"
+        "13800138000,insurance,同意,sms,2025-12-01T08:00:00+08:00\n"
+    )
     imports.import_consents(runtime, Actor(Role.ENTERPRISE, USCC), _write(tmp_path, text))
     with runtime.sessions() as session:
         [change] = [c for c in changefeed.read_after(session, 0) if c.topic == actions.TOPIC_CONSENT]
