@@ -183,7 +183,13 @@ class ScreeningEngine:
     # --- caller authentication ----------------------------------------------------------------------
 
     def _caller_authentication(self) -> CallerAuthentication:
-        """Loaded on first use: the caller-number ledger in memory and a verifier with a warm cache."""
+        """Loaded on first use: the caller-number ledger in memory and a verifier with a warm cache.
+
+        The lock is taken only the first time: the follower holds it while it reads the database, and
+        the per-call path must never wait for that."""
+        loaded = self._callerauth
+        if loaded is not None:
+            return loaded
         with self._lock:
             if self._callerauth is None:
                 roots = self.rt.settings.callerauth_trust_roots
