@@ -55,7 +55,6 @@ from quietline.complaints.orm import (
     WebhookEndpointRow,
     WorkdayOverrideRow,
     WorkdayYearRow,
-    lock_for_write,
     lock_key,
 )
 from quietline.complaints.routing import NumbersResolver, Resolver
@@ -253,7 +252,6 @@ def file_report(
         raise InvalidInput(f"unknown source {filing.source!r}", field="source")
     resolver = resolver or NumbersResolver()
     with rt.sessions.begin() as session:
-        lock_for_write(session)
         reporter = resolver.facts(session, filing.reporter, "reporter")
         if reporter.type not in REPORTER_TYPES:
             raise InvalidInput(
@@ -422,7 +420,6 @@ def reject(rt: Runtime, actor: Actor, case_id: int, reason: str) -> queries.Case
         raise InvalidInput("say why the report is rejected", field="reason")
     now = rt.clock.now()
     with rt.sessions.begin() as session:
-        lock_for_write(session)
         row = queries.get_row(session, case_id)
         cal = queries.load_calendar(session)
         _step(session, actor, row, Event.REJECT, now=now, calendar=cal, rejection_reason=reason.strip())
@@ -438,7 +435,6 @@ def forward(
     carrier_code = Carrier.parse(carrier, "carrier").value
     now = rt.clock.now()
     with rt.sessions.begin() as session:
-        lock_for_write(session)
         row = queries.get_row(session, case_id)
         cal = queries.load_calendar(session)
         transition(CaseState.parse(row.state), Event.FORWARD)  # refuse before changing the routing
@@ -477,7 +473,6 @@ def respond(
         raise InvalidInput(f"only a carrier can apply {chosen.value}", field="measure")
     now = rt.clock.now()
     with rt.sessions.begin() as session:
-        lock_for_write(session)
         row = queries.get_row(session, case_id)
         _may_act_for(actor, row)
         cal = queries.load_calendar(session)
@@ -528,7 +523,6 @@ def answer(rt: Runtime, actor: Actor, case_id: int, text: str | None = None) -> 
         raise PermissionDenied("the complaint centre answers the reporter", field="id")
     now = rt.clock.now()
     with rt.sessions.begin() as session:
-        lock_for_write(session)
         row = queries.get_row(session, case_id)
         cal = queries.load_calendar(session)
         body = (text or "").strip() or _answer_text(row)
@@ -543,7 +537,6 @@ def answer(rt: Runtime, actor: Actor, case_id: int, text: str | None = None) -> 
     except Exception as exc:  # any gateway failure is recorded on the case and shown
         status = f"sms_failed: {exc}"[:200]
     with rt.sessions.begin() as session:
-        lock_for_write(session)
         row = queries.get_row(session, case_id)
         row.notify_status = status
         return queries.view(session, row)
@@ -552,7 +545,6 @@ def answer(rt: Runtime, actor: Actor, case_id: int, text: str | None = None) -> 
 def close(rt: Runtime, actor: Actor, case_id: int) -> queries.CaseView:
     now = rt.clock.now()
     with rt.sessions.begin() as session:
-        lock_for_write(session)
         row = queries.get_row(session, case_id)
         if actor.role is Role.SUBSCRIBER and actor.subject != row.reporter:
             raise PermissionDenied("not your complaint", field="id")
@@ -570,7 +562,6 @@ def close_expired(rt: Runtime, window: timedelta | None = None) -> list[int]:
     actor = Actor.system("complaints-close")
     closed: list[int] = []
     with rt.sessions.begin() as session:
-        lock_for_write(session)
         cal = queries.load_calendar(session)
         rows = session.scalars(
             select(CaseRow).where(
@@ -592,7 +583,6 @@ def appeal(
         raise InvalidInput("say what is wrong with the answer", field="text")
     now = rt.clock.now()
     with rt.sessions.begin() as session:
-        lock_for_write(session)
         row = queries.get_row(session, case_id)
         if actor.role is Role.SUBSCRIBER and actor.subject != row.reporter:
             raise PermissionDenied("only the reporter appeals", field="id")
@@ -635,7 +625,6 @@ def attach_evidence(rt: Runtime, actor: Actor, case_id: int, *, filename: str, d
     digest = hashlib.sha256(data).hexdigest()
     now = rt.clock.now()
     with rt.sessions.begin() as session:
-        lock_for_write(session)
         row = queries.get_row(session, case_id)
         if actor.role is Role.SUBSCRIBER:
             if actor.subject != row.reporter:
@@ -704,7 +693,6 @@ def scan(rt: Runtime) -> list[Flagged]:
     actor = Actor.system("complaints-scan")
     flagged: list[Flagged] = []
     with rt.sessions.begin() as session:
-        lock_for_write(session)
         cal = queries.load_calendar(session)
         seen = {
             (a.case_id, a.cycle, a.stage, a.kind)
@@ -781,7 +769,6 @@ def set_workday(rt: Runtime, actor: Actor, day: date, *, working: bool, note: st
         raise InvalidInput("cite the State Council notice the day comes from", field="note")
     now = rt.clock.now()
     with rt.sessions.begin() as session:
-        lock_for_write(session)
         row = session.get(WorkdayOverrideRow, day)
         before = None if row is None else {"working": row.working, "note": row.note}
         if row is None:
@@ -813,7 +800,6 @@ def declare_year(rt: Runtime, actor: Actor, year: int, *, source: str) -> None:
         raise InvalidInput("cite the State Council notice for the year", field="source")
     now = rt.clock.now()
     with rt.sessions.begin() as session:
-        lock_for_write(session)
         if session.get(WorkdayYearRow, year) is not None:
             raise Conflict(f"{year} is already declared", field="year")
         session.add(WorkdayYearRow(year=year, source=source.strip()[:200], declared_at=now))
@@ -858,7 +844,6 @@ def register_endpoint(
         raise InvalidInput("at least 16 characters", field="secret")
     now = rt.clock.now()
     with rt.sessions.begin() as session:
-        lock_for_write(session)
         row = WebhookEndpointRow(
             party_kind=party_kind, party_id=party_id, url=url, secret=secret, active=True, created_at=now
         )
@@ -894,7 +879,6 @@ def rotate_endpoint_secret(rt: Runtime, actor: Actor, endpoint_id: int) -> str:
     now = rt.clock.now()
     secret = _secrets.token_urlsafe(32)
     with rt.sessions.begin() as session:
-        lock_for_write(session)
         row = _own_endpoint(session, actor, endpoint_id)
         row.previous_secret, row.previous_until, row.secret = row.secret, now + ROTATION_OVERLAP, secret
         audit.record(
@@ -913,7 +897,6 @@ def set_endpoint_active(rt: Runtime, actor: Actor, endpoint_id: int, *, active: 
     """Pause or resume an endpoint; its deliveries wait (never dropped) while it is paused."""
     now = rt.clock.now()
     with rt.sessions.begin() as session:
-        lock_for_write(session)
         row = _own_endpoint(session, actor, endpoint_id)
         before = {"active": row.active}
         row.active = active

@@ -188,25 +188,10 @@ class WebhookDeliveryRow(Base):
     last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
 
 
-def lock_for_write(session: Session) -> None:
-    """Take SQLite's write lock at the start of a write transaction (``BEGIN IMMEDIATE`` in effect).
-
-    A deferred SQLite transaction that reads and then writes cannot wait for a concurrent writer: in
-    WAL mode its read snapshot is stale once the other commits, so the upgrade fails at once with
-    "database is locked" instead of honouring ``busy_timeout`` (https://sqlite.org/wal.html,
-    "Sometimes Queries Return SQLITE_BUSY In WAL Mode"; https://sqlite.org/lang_transaction.html). A
-    write statement issued before any read takes the lock through the busy handler, so concurrent
-    writers queue instead of failing. A no-op UPDATE is such a statement. PostgreSQL needs nothing:
-    row locks and MVCC let writers proceed concurrently.
-    """
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(text("UPDATE complaint_case SET id = id WHERE 0"))
-
-
 def lock_key(session: Session, *parts: str) -> None:
     """Serialise transactions about one key (e.g. one reporter and one reported number) so the
     merge rule holds under concurrency: PostgreSQL transaction-scoped advisory lock on a 64-bit hash
-    of the key; SQLite already serialises writers (``lock_for_write``)."""
+    of the key; SQLite already serialises writers (``Sessions.begin`` takes its write lock at BEGIN)."""
     if session.get_bind().dialect.name == "postgresql":
         digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
         session.execute(

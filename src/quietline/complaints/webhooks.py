@@ -42,7 +42,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from quietline.complaints.orm import WebhookDeliveryRow, WebhookEndpointRow, lock_for_write
+from quietline.complaints.orm import WebhookDeliveryRow, WebhookEndpointRow
 from quietline.platform.errors import InvalidInput
 
 SIGNATURE_HEADER = "X-Quietline-Signature"
@@ -251,7 +251,6 @@ class _Claim:
 
 def _claim(sessions: sessionmaker[Session], now: datetime, limit: int) -> list[_Claim]:
     with sessions.begin() as session:
-        lock_for_write(session)
         query = (
             select(WebhookDeliveryRow, WebhookEndpointRow)
             .join(WebhookEndpointRow, WebhookEndpointRow.id == WebhookDeliveryRow.endpoint_id)
@@ -291,7 +290,6 @@ def deliver_due(
         except Exception as exc:  # any transport failure is retried, and recorded
             error = f"{type(exc).__name__}: {exc}"[:500]
         with sessions.begin() as session:
-            lock_for_write(session)
             row = session.get(WebhookDeliveryRow, claim.id)
             if row is None or row.status != STATUS_PENDING:
                 continue
