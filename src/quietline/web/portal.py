@@ -25,6 +25,7 @@ from quietline.platform.errors import InvalidInput, QuietlineError
 from quietline.platform.runtime import Runtime
 from quietline.registry import actions, queries
 from quietline.registry.model import PRESET_PREFIXES, EntryKind, ListName, category_label
+from quietline.screening import queries as screening_queries
 from quietline.vocabulary import ALL_CATEGORIES, Category, Channel, Role, VocabularyError
 
 HERE = Path(__file__).resolve().parent
@@ -230,6 +231,29 @@ def history(request: Request) -> Response:
         for e in entries
     ]
     return _page(request, "history.html", rows=rows)
+
+
+@router.get("/me/blocks", response_class=HTMLResponse)
+def blocks(request: Request) -> Response:
+    """拦截记录: the calls and SMS screening blocked for this subscriber, and why."""
+    actor = _subscriber(request)
+    if actor is None:
+        return _to_login()
+    with _rt(request).sessions() as session:
+        records = screening_queries.block_records(session, actor.subject, limit=200)
+    rows = []
+    for record in records:
+        data = record.as_dict()
+        rows.append(
+            {
+                "at": record.at.astimezone(CHINA_TIME),
+                "caller": parse(record.caller).national,
+                "channel": Channel(record.channel).label,
+                "category": data.get("category_label") or "",
+                "why": data.get("explanation") or record.reason,
+            }
+        )
+    return _page(request, "blocks.html", rows=rows)
 
 
 def _preferences_page(

@@ -52,3 +52,29 @@ def test_list_page_shows_numbers_as_dialled(api_client: TestClient, credentials:
     assert r.status_code == 200 and "01012345678" in r.text
     r = api_client.post("/me/lists", data={"list_name": "block", "kind": "prefix", "value": "9"}, headers=me)
     assert r.status_code == 422 and 'role="alert"' in r.text
+
+
+def test_block_records_page_shows_what_was_blocked_and_why(
+    api_client: TestClient, api_app: Any, credentials: Any, runtime: Runtime
+) -> None:
+    from quietline.numbers import parse
+    from quietline.platform.actor import Actor
+    from quietline.registry import actions
+    from quietline.vocabulary import Channel
+
+    carrier = credentials.headers(Role.CARRIER)
+    params = {"caller": "13700137000", "callee": credentials.subscriber_number}
+    assert (
+        api_client.get("/v1/screen", params=params, headers=carrier).status_code == 200
+    )  # starts the engine
+    actions.refuse(
+        runtime, Actor.operator("t"), parse(credentials.subscriber_number), [None], (Channel.CALL,)
+    )
+    engine = api_app.state.screening_engine
+    engine.poll()
+    r = api_client.get("/v1/screen", params={**params, "category": "insurance"}, headers=carrier)
+    assert r.json()["decision"] == "block"
+    engine.flush_blocks()
+    page = api_client.get("/me/blocks", headers=credentials.headers(Role.SUBSCRIBER))
+    assert page.status_code == 200
+    assert "13700137000" in page.text and "保险推销" in page.text and "您已谢绝此类营销" in page.text
