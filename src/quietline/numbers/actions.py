@@ -36,7 +36,6 @@ from sqlalchemy.orm import Session
 from quietline.numbers import portability
 from quietline.numbers.model import parse
 from quietline.numbers.orm import PortedNumber
-from quietline.platform import audit
 from quietline.platform.actor import Actor
 from quietline.platform.bulk import (
     DEFAULT_BATCH_SIZE,
@@ -50,6 +49,7 @@ from quietline.platform.db import UtcDateTime
 from quietline.platform.errors import InvalidInput
 from quietline.platform.runtime import Runtime
 from quietline.platform.sqlbulk import (
+    audit_import,
     audit_rows_from,
     feed_rows_from,
     iso_time,
@@ -148,9 +148,7 @@ def _upsert(dialect: str, source: Select[Any]) -> Executable:
     )
 
 
-def _merge(
-    session: Session, actor: Actor, now: datetime, summary: ImportSummary, mode: ImportMode
-) -> dict[str, Any]:
+def _merge(session: Session, actor: Actor, now: datetime, summary: ImportSummary) -> dict[str, Any]:
     """Set-based merge of the staged rows: the changes (one join), the audit rows and change-feed rows
     for them, then the upsert of the changed numbers only."""
     connection = session.connection()
@@ -178,26 +176,17 @@ def _merge(
         "updated": int(changed - inserted),
         "unchanged": int(total - changed),
     }
-    entry = audit.record(
+    audit_id = audit_import(
         session,
         actor=actor,
         action=ACTION_IMPORT,
         subject_type="portability_import",
-        subject=f"sha256:{summary.sha256}",
+        summary=summary,
         at=now,
-        after={
-            "source": str(Path(summary.source).resolve()),
-            "sha256": summary.sha256,
-            "mode": mode.value,
-            "rows_read": summary.rows_read,
-            "accepted": summary.accepted,
-            "rejected": summary.rejected,
-            **counts,
-        },
+        counts=counts,
     )
-    session.flush()
     at = literal(now, UtcDateTime())
-    import_id = literal(entry.id)
+    import_id = literal(audit_id)
     before = case(
         (c.previous_carrier.is_(None), None),
         else_=json_object(
@@ -235,7 +224,7 @@ def _merge(
     if dialect != "postgresql":  # PostgreSQL drops them on commit (ON COMMIT DROP)
         _changes.drop(connection)
         _stage.drop(connection)
-    return {**counts, "audit_id": entry.id}
+    return {**counts, "audit_id": audit_id}
 
 
 def import_portability(
@@ -263,7 +252,7 @@ def import_portability(
         validate=_validator(now),
         write=_write,
         prepare=_prepare,
-        finish=lambda session, summary: _merge(session, actor, now, summary, mode),
+        finish=lambda session, summary: _merge(session, actor, now, summary),
         batch_size=batch_size,
     )
     return run_import(rt.sessions, path, spec, mode=mode, progress=progress)

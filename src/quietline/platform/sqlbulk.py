@@ -8,15 +8,18 @@ never a Python loop of upserts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import ColumnElement, Table, case, func, insert, literal, literal_column, select
 from sqlalchemy.orm import Session
 
+from quietline.platform import audit
 from quietline.platform.actor import Actor
 from quietline.platform.audit import AuditEntry
+from quietline.platform.bulk import ImportSummary
 from quietline.platform.changefeed import ChangeRow
 from quietline.platform.db import UtcDateTime
 
@@ -136,3 +139,36 @@ def feed_rows_from(
     if order_by:
         query = query.order_by(*order_by)
     session.execute(insert(ChangeRow).from_select(["at", "topic", "key", "payload"], query))
+
+
+def audit_import(
+    session: Session,
+    *,
+    actor: Actor,
+    action: str,
+    subject_type: str,
+    summary: ImportSummary,
+    at: datetime,
+    counts: Mapping[str, Any],
+) -> int:
+    """The one audit row that names an imported file (its SHA-256), the mode and what it changed; the
+    per-row audit rows point at its id."""
+    entry = audit.record(
+        session,
+        actor=actor,
+        action=action,
+        subject_type=subject_type,
+        subject=f"sha256:{summary.sha256}",
+        at=at,
+        after={
+            "source": str(Path(summary.source).resolve()),
+            "sha256": summary.sha256,
+            "mode": summary.mode.value,
+            "rows_read": summary.rows_read,
+            "accepted": summary.accepted,
+            "rejected": summary.rejected,
+            **counts,
+        },
+    )
+    session.flush()
+    return entry.id

@@ -280,15 +280,7 @@ def add_list_entry(
         raise InvalidInput("a note is at most 100 characters", field="note")
     now = rt.clock.now()
     with rt.sessions.begin() as session:
-        exists = session.scalar(
-            select(PersonalListRow.id).where(
-                PersonalListRow.owner == owner.e164,
-                PersonalListRow.list_name == list_name.value,
-                PersonalListRow.kind == kind.value,
-                PersonalListRow.value == stored,
-            )
-        )
-        if exists is not None:
+        if _find_entry(session, owner, list_name, kind, stored) is not None:
             return stored
         size = session.scalar(
             select(func.count())
@@ -338,14 +330,7 @@ def remove_list_entry(
     stored = _list_value(kind, value, parse)
     now = rt.clock.now()
     with rt.sessions.begin() as session:
-        row = session.scalar(
-            select(PersonalListRow).where(
-                PersonalListRow.owner == owner.e164,
-                PersonalListRow.list_name == list_name.value,
-                PersonalListRow.kind == kind.value,
-                PersonalListRow.value == stored,
-            )
-        )
+        row = _find_entry(session, owner, list_name, kind, stored)
         if row is None:
             raise NotFound("no such entry in the list", field="value")
         entry = {"list": list_name.value, "kind": kind.value, "value": stored}
@@ -369,6 +354,19 @@ def remove_list_entry(
         )
     label = "黑名单" if list_name is ListName.BLOCK else "白名单"
     _confirm(rt, owner.e164, [f"{label}移除{_describe_entry(kind, stored)}"])
+
+
+def _find_entry(
+    session: Session, owner: PhoneNumber, list_name: ListName, kind: EntryKind, stored: str
+) -> PersonalListRow | None:
+    return session.scalar(
+        select(PersonalListRow).where(
+            PersonalListRow.owner == owner.e164,
+            PersonalListRow.list_name == list_name.value,
+            PersonalListRow.kind == kind.value,
+            PersonalListRow.value == stored,
+        )
+    )
 
 
 def _describe_entry(kind: EntryKind, value: str) -> str:

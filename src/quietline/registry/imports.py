@@ -36,7 +36,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from quietline.numbers import parse
-from quietline.platform import audit
 from quietline.platform.actor import Actor
 from quietline.platform.bulk import (
     DEFAULT_BATCH_SIZE,
@@ -50,6 +49,7 @@ from quietline.platform.db import UtcDateTime
 from quietline.platform.errors import InvalidInput, NotFound, PermissionDenied
 from quietline.platform.runtime import Runtime
 from quietline.platform.sqlbulk import (
+    audit_import,
     audit_rows_from,
     feed_rows_from,
     iso_time,
@@ -220,26 +220,19 @@ def _merge_refusals(session: Session, actor: Actor, now: datetime, summary: Impo
     )
     staged_total = int(session.scalar(select(func.count()).select_from(staged)) or 0)
     changed_total = int(session.scalar(select(func.count()).select_from(_refusal_changes)) or 0)
-    entry = audit.record(
+    import_id = audit_import(
         session,
         actor=actor,
         action="registry.import_refusals",
         subject_type="refusal_import",
-        subject=f"sha256:{summary.sha256}",
+        summary=summary,
         at=now,
-        after={
-            "source": str(Path(summary.source).resolve()),
-            "sha256": summary.sha256,
-            "mode": summary.mode.value,
-            "rows_read": summary.rows_read,
-            "accepted": summary.accepted,
-            "rejected": summary.rejected,
+        counts={
             "refusals": staged_total,
             "changed": changed_total,
             "unchanged": staged_total - changed_total,
         },
     )
-    session.flush()
     c = _refusal_changes.c
     at = literal(now, UtcDateTime())
     active_true = literal(True)
@@ -261,7 +254,7 @@ def _merge_refusals(session: Session, actor: Actor, now: datetime, summary: Impo
         ("active", json_bool(dialect, active_true)),
         ("since", iso_time(dialect, at)),
         ("valid_until", iso_time(dialect, c.valid_until)),
-        ("import_audit_id", literal(entry.id)),
+        ("import_audit_id", literal(import_id)),
     )
     audit_rows_from(
         session,
@@ -289,7 +282,7 @@ def _merge_refusals(session: Session, actor: Actor, now: datetime, summary: Impo
     if dialect != "postgresql":  # PostgreSQL drops them at commit (ON COMMIT DROP)
         _refusal_changes.drop(connection)
         _refusal_stage.drop(connection)
-    return {"refusals": staged_total, "changed": changed_total, "audit_id": entry.id}
+    return {"refusals": staged_total, "changed": changed_total, "audit_id": import_id}
 
 
 def import_refusals(
@@ -422,25 +415,15 @@ def _merge_consents(
             .values(withdrawn_at=now, withdrawn_by=str(actor), retain_until=retain)
         )
     staged = int(session.scalar(select(func.count()).select_from(_consent_stage)) or 0)
-    entry = audit.record(
+    import_id = audit_import(
         session,
         actor=actor,
         action="consent.import",
         subject_type="consent_import",
-        subject=f"sha256:{summary.sha256}",
+        summary=summary,
         at=now,
-        after={
-            "source": str(Path(summary.source).resolve()),
-            "sha256": summary.sha256,
-            "mode": summary.mode.value,
-            "rows_read": summary.rows_read,
-            "accepted": summary.accepted,
-            "rejected": summary.rejected,
-            "consents": staged,
-            "superseded": len(closing),
-        },
+        counts={"consents": staged, "superseded": len(closing)},
     )
-    session.flush()
     at = literal(now, UtcDateTime())
     # Within one file, the latest grant per key stays open; earlier ones are recorded as superseded.
     later = _consent_stage.alias("later")
@@ -508,7 +491,7 @@ def _merge_consents(
             ("category", s.category),
             ("channel", s.channel),
             ("evidence_sha256", s.evidence_sha256),
-            ("import_audit_id", literal(entry.id)),
+            ("import_audit_id", literal(import_id)),
         ),
         where=~overtaken,
     )
@@ -532,7 +515,7 @@ def _merge_consents(
     )
     if dialect != "postgresql":
         _consent_stage.drop(connection)
-    return {"consents": staged, "superseded": len(closing), "audit_id": entry.id}
+    return {"consents": staged, "superseded": len(closing), "audit_id": import_id}
 
 
 def import_consents(
