@@ -63,6 +63,14 @@ class Settings(BaseSettings):
     callerauth_trust_roots: str | None = None
     #: How long a reporter may appeal an answered complaint before the case closes (days).
     complaint_appeal_window_days: int = Field(default=15, ge=1, le=365)
+    #: Substantiated complaints (distinct reporters) that put a number on the high-risk list as suspected.
+    high_risk_min_substantiated_complaints: int = Field(default=3, ge=1, le=1000)
+    #: How long an automatic block of a call bombing in progress lasts before it lifts by itself (hours).
+    bombing_block_hours: int = Field(default=24, ge=1, le=24 * 30)
+    #: Hours between full reputation refreshes (evidence decays even when no one marks).
+    marks_refresh_hours: float = Field(default=1.0, gt=0, le=24 * 7)
+    #: Local time (China) of the daily 拦截 digest SMS, HH:MM.
+    digest_time: str = Field(default="20:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
 
     @field_validator("consent_retention_days")
     @classmethod
