@@ -22,18 +22,27 @@ from quietline.accounts.model import (
     EnterpriseStatus,
     OtpState,
     SessionState,
+    StaffSessionState,
 )
 from quietline.accounts.orm import (
     ApiKeyRow,
     EnterpriseRow,
     OtpChallengeRow,
     OtpSendRow,
+    StaffSessionRow,
     SubscriberSessionRow,
 )
 from quietline.accounts.queries import api_key_from_row, enterprise_from_row
 from quietline.platform import audit, changefeed
 from quietline.platform.actor import Actor
-from quietline.platform.errors import Conflict, InvalidInput, NotFound, QuietlineError, RateLimited
+from quietline.platform.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    QuietlineError,
+    RateLimited,
+    Unauthenticated,
+)
 from quietline.platform.runtime import Runtime
 from quietline.platform.secrets import keyed_digest, same_digest
 from quietline.platform.sms import SmsMessage
@@ -314,6 +323,157 @@ def end_session(rt: Runtime, actor: Actor) -> None:
         )
 
 
+# --- Staff sessions ------------------------------------------------------------------------------
+
+
+class StaffLoginFailed(Unauthenticated):
+    """The presented key does not sign in. One message for every cause (malformed, unknown id, wrong
+    secret, revoked, suspended enterprise), so a failed login never tells whether a key id exists."""
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedStaffSession:
+    """A new staff session; ``token`` goes into the ``ql_staff`` cookie and is never stored."""
+
+    token: str
+    session_id: str
+    actor: Actor
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StaffIdentity:
+    """Who is behind a staff session cookie: the key's role and subject (``actor.key_id`` is the API
+    key's id, so rate limits and audit rows name the key) and the session's own id."""
+
+    actor: Actor
+    session_id: str
+
+
+def _staff_digest(rt: Runtime, token: str) -> str:
+    return keyed_digest(rt.secret, "staff-session", token)
+
+
+def open_staff_session(rt: Runtime, presented_key: str, *, client: str) -> IssuedStaffSession:
+    """Sign a carrier, enterprise, regulator or 12321 operator in to the portal with its API key.
+
+    The key is checked exactly as on the API (``authenticate_api_key``: revoked keys and keys of
+    suspended enterprises fail). Success and failure are both audited; a failure names only the key id
+    the text claims (never the secret), and the error says nothing about why.
+    """
+    found = authenticate_api_key(rt, presented_key) if len(presented_key) <= 200 else None
+    now = rt.clock.now()
+    parts = model.split_api_key(presented_key) if len(presented_key) <= 200 else None
+    with rt.sessions.begin() as session:
+        if found is None:
+            audit.record(
+                session,
+                actor=ANONYMOUS,
+                action="accounts.staff.login_failed",
+                subject_type="api_key",
+                subject=parts[0] if parts else "malformed",
+                at=now,
+                after={"client": client},
+            )
+            issued = None
+        else:
+            key_id = found.actor.key_id or ""  # authenticate_api_key always names the key
+            token = model.new_session_token()
+            session_id = model.new_id(8)
+            session.add(
+                StaffSessionRow(
+                    id=session_id,
+                    token_digest=_staff_digest(rt, token),
+                    api_key_id=key_id,
+                    client=client[:120],
+                    created_at=now,
+                    last_seen_at=now,
+                    revoked_at=None,
+                )
+            )
+            state = StaffSessionState(session_id, key_id, now, now, None, key_active=True)
+            issued = IssuedStaffSession(token, session_id, found.actor, state.expires_at())
+            audit.record(
+                session,
+                actor=found.actor,
+                action="accounts.staff.login",
+                subject_type="api_key",
+                subject=key_id,
+                at=now,
+                after={"client": client, "session": session_id, "expires_at": issued.expires_at},
+            )
+    if issued is None:
+        raise StaffLoginFailed("API 密钥无效或已停用", field="key")
+    return issued
+
+
+def authenticate_staff_session(rt: Runtime, token: str) -> StaffIdentity | None:
+    """The staff member behind a ``ql_staff`` cookie, or None when the session is unknown, logged out,
+    idle or past its absolute limit, or its API key was revoked or its enterprise suspended.
+
+    The key is re-read on every request, so a revocation ends the session at once. Seeing a session
+    moves its idle deadline at most once a minute (bookkeeping, not audited).
+    """
+    if not token or len(token) > 200:
+        return None
+    now = rt.clock.now()
+    digest = _staff_digest(rt, token)
+    with rt.sessions() as session:
+        found = session.execute(
+            select(StaffSessionRow, ApiKeyRow)
+            .join(ApiKeyRow, ApiKeyRow.id == StaffSessionRow.api_key_id)
+            .where(StaffSessionRow.token_digest == digest)
+        ).first()
+        if found is None:
+            return None
+        row, key_row = found
+        state = StaffSessionState(
+            row.id,
+            row.api_key_id,
+            row.created_at,
+            row.last_seen_at,
+            row.revoked_at,
+            key_row.revoked_at is None,
+        )
+        key = api_key_from_row(key_row)
+        if key.role is Role.ENTERPRISE:
+            enterprise = session.get(EnterpriseRow, key.subject)
+            if enterprise is None or enterprise.status != EnterpriseStatus.ACTIVE.value:
+                return None
+    if not state.is_valid(now):
+        return None
+    if state.needs_touch(now):
+        with rt.sessions.begin() as session:
+            session.execute(
+                update(StaffSessionRow).where(StaffSessionRow.id == state.id).values(last_seen_at=now)
+            )
+    return StaffIdentity(Actor(key.role, key.subject, key_id=key.id), state.id)
+
+
+def end_staff_session(rt: Runtime, token: str) -> bool:
+    """Log a staff member out: revoke the session behind the cookie (audited). False when the token
+    names no live session (logging out twice is harmless)."""
+    identity = authenticate_staff_session(rt, token)
+    if identity is None:
+        return False
+    now = rt.clock.now()
+    with rt.sessions.begin() as session:
+        row = session.get(StaffSessionRow, identity.session_id)
+        if row is None or row.revoked_at is not None:
+            return False
+        row.revoked_at = now
+        audit.record(
+            session,
+            actor=identity.actor,
+            action="accounts.staff.logout",
+            subject_type="api_key",
+            subject=row.api_key_id,
+            at=now,
+            after={"session": row.id},
+        )
+    return True
+
+
 # --- Enterprises ---------------------------------------------------------------------------------
 
 
@@ -497,6 +657,12 @@ def revoke_api_key(rt: Runtime, actor: Actor, key_id: str) -> ApiKey:
             raise Conflict(f"API key {row.id} is already revoked", field="id")
         before = api_key_from_row(row)
         row.revoked_at = now
+        # The portal sessions opened with this key end with it (authentication also checks the key).
+        session.execute(
+            update(StaffSessionRow)
+            .where(StaffSessionRow.api_key_id == row.id, StaffSessionRow.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
         key = api_key_from_row(row)
         audit.record(
             session,

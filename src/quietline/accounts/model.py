@@ -203,6 +203,40 @@ class SessionState:
         return now - self.last_seen_at >= SESSION_TOUCH_EVERY
 
 
+# --- Staff sessions (portal sign-in with an API key) ------------------------------------------
+
+#: Staff (carrier, enterprise, regulator, 12321 operator) sign in to the portal by pasting their API key;
+#: the browser then holds a session token, never the key. OWASP Session Management Cheat Sheet: 15–30
+#: minutes idle and an absolute limit; 8 hours covers a working day, after which the key is asked again.
+STAFF_SESSION_IDLE = timedelta(minutes=30)
+STAFF_SESSION_ABSOLUTE = timedelta(hours=8)
+#: Distinct from the subscriber cookie, so the two identities never overwrite each other.
+STAFF_SESSION_COOKIE = "ql_staff"
+
+
+@dataclass(frozen=True, slots=True)
+class StaffSessionState:
+    """A staff session as stored: it lives only while its API key is active (``key_active``)."""
+
+    id: str
+    key_id: str
+    created_at: datetime
+    last_seen_at: datetime
+    revoked_at: datetime | None
+    key_active: bool
+
+    def expires_at(self) -> datetime:
+        return min(self.created_at + STAFF_SESSION_ABSOLUTE, self.last_seen_at + STAFF_SESSION_IDLE)
+
+    def is_valid(self, now: datetime) -> bool:
+        """Not logged out, its key not revoked (revoking the key ends every session opened with it),
+        and neither the idle nor the absolute limit passed."""
+        return self.revoked_at is None and self.key_active and now < self.expires_at()
+
+    def needs_touch(self, now: datetime) -> bool:
+        return now - self.last_seen_at >= SESSION_TOUCH_EVERY
+
+
 def new_session_token() -> str:
     return secrets.token_urlsafe(32)
 

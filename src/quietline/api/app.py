@@ -40,8 +40,9 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         return {"status": "ok", "version": __version__, "schema_current": schema_checked[-1][1]}
 
     from quietline.api import routes
-    from quietline.web import portal
+    from quietline.web import portal, staff
 
     routes.include_all(app)
     portal.install(app)
+    app.include_router(staff.router)  # staff sign-in (/staff/login) and the staff landing page
     return app

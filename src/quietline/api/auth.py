@@ -1,5 +1,6 @@
-"""Who is calling: API keys (``Authorization: Bearer ql_<id>_<secret>``) and subscriber sessions
-(the ``ql_session`` cookie), and the ``require(*roles)`` dependency every protected route declares.
+"""Who is calling: API keys (``Authorization: Bearer ql_<id>_<secret>``), subscriber sessions
+(the ``ql_session`` cookie) and staff portal sessions (the ``ql_staff`` cookie), and the
+``require(*roles)`` dependency every protected route declares.
 
 ``require`` marks the dependency it returns with the roles (and scope) it admits, so the declared
 access of every route can be read back from the app (``declared_access``): the role-matrix test walks
@@ -23,7 +24,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from quietline.accounts import actions
-from quietline.accounts.model import SESSION_COOKIE
+from quietline.accounts.model import SESSION_COOKIE, STAFF_SESSION_COOKIE
 from quietline.platform.actor import Actor
 from quietline.platform.errors import PermissionDenied, Unauthenticated
 from quietline.platform.runtime import Runtime
@@ -77,6 +78,13 @@ def _identify(request: Request) -> _Identity:
             actor = actions.authenticate_session(rt, token)
             if actor is not None:
                 identity = _Identity(actor, frozenset(), via_key=False)
+        staff_token = request.cookies.get(STAFF_SESSION_COOKIE)
+        if identity.actor is None and staff_token:
+            # A staff portal session (opened with an API key at /staff/login) acts as its key's role
+            # and subject, without the key's scopes: scoped routes stay for API keys.
+            staff = actions.authenticate_staff_session(rt, staff_token)
+            if staff is not None:
+                identity = _Identity(staff.actor, frozenset(), via_key=False)
     setattr(request.state, _STATE_ATTR, identity)
     return identity
 
