@@ -7,7 +7,7 @@ import sys
 import typer
 from pydantic import ValidationError
 
-from quietline.cli import audit, callerauth, db, demo, enterprise, keys, marks, numbers, registry, sms
+from quietline.cli import audit, callerauth, db, demo, enterprise, keys, marks, numbers, registry, sms, worker
 from quietline.cli import complaints as complaints_cli
 from quietline.cli import screening as screening_cli
 from quietline.cli import traffic as traffic_cli
@@ -33,6 +33,7 @@ cli.add_typer(callerauth.app, name="callerauth")
 cli.add_typer(marks.app, name="marks")
 cli.add_typer(complaints_cli.app, name="complaints")
 cli.add_typer(traffic_cli.app, name="traffic")
+cli.add_typer(worker.app, name="worker")
 screening_cli.register(cli)
 
 
@@ -41,11 +42,29 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to bind."),
     port: int = typer.Option(8000, help="Port to listen on."),
     workers: int = typer.Option(1, help="Worker processes."),
+    jobs: bool = typer.Option(
+        True,
+        "--jobs/--no-jobs",
+        help="Also run the periodic jobs in this process (the embedded install); turn off when "
+        "separate `quietline worker run` processes do it.",
+    ),
 ) -> None:
     """Serve the web portal and the API (http://HOST:PORT, OpenAPI at /docs)."""
     import uvicorn
 
-    uvicorn.run("quietline.api.app:create_app", factory=True, host=host, port=port, workers=workers)
+    from quietline.cli.common import runtime
+    from quietline.jobs import schedule
+    from quietline.platform.scheduler import start_in_thread
+
+    stop = None
+    if jobs:
+        # One scheduler thread in the serving process: job leases keep it safe beside other workers.
+        _thread, stop = start_in_thread(schedule.scheduler(runtime(), owner=f"serve:{worker.process_name()}"))
+    try:
+        uvicorn.run("quietline.api.app:create_app", factory=True, host=host, port=port, workers=workers)
+    finally:
+        if stop is not None:
+            stop.set()
 
 
 def app() -> None:

@@ -70,6 +70,13 @@ from quietline.registry.model import ListName
 from quietline.vocabulary import Carrier, NumberType, Role
 
 SUBJECT = "complaint"
+#: Change-feed topics this context announces (payloads: see the ``changefeed.emit`` calls below).
+TOPIC_FORWARDED = "complaints.forwarded"
+#: A company reported its verification (核查处置); payload: case_id, cycle, reporter, reported, result,
+#: measure, nature, form, category.
+TOPIC_RESPONDED = "complaints.responded"
+#: The finding put the reported number on the system block list; payload: number, measure, case_id.
+TOPIC_NUMBER_BLOCKED = "complaints.number_blocked"
 #: Default appeal window after the answer (calendar days). A policy choice, not a rule: a deployment
 #: sets ``QUIETLINE_COMPLAINT_APPEAL_WINDOW_DAYS`` once the platform settings carry it (see
 #: ``appeal_window``), and the CLI and jobs may pass a window explicitly.
@@ -196,7 +203,7 @@ def _forward(session: Session, actor: Actor, row: CaseRow, now: datetime, calend
     )
     changefeed.emit(
         session,
-        topic="complaints.forwarded",
+        topic=TOPIC_FORWARDED,
         key=str(row.id),
         payload={"case_id": row.id, "reported": row.reported, "recipients": [p for _, p in recipients]},
         at=now,
@@ -488,10 +495,29 @@ def respond(
             measure=chosen.value,
             action_text=text,
         )
+        # Other contexts react to the company's finding (a substantiated complaint credits the
+        # reporter's marks and counts towards the high-risk list, issue 6) through the change feed.
+        changefeed.emit(
+            session,
+            topic=TOPIC_RESPONDED,
+            key=row.reported,
+            payload={
+                "case_id": row.id,
+                "cycle": row.cycle,
+                "reporter": row.reporter,
+                "reported": row.reported,
+                "result": outcome.value,
+                "measure": chosen.value,
+                "nature": row.nature,
+                "form": row.form,
+                "category": row.category,
+            },
+            at=now,
+        )
         if chosen in BLOCKING_MEASURES:
             changefeed.emit(
                 session,
-                topic="complaints.number_blocked",
+                topic=TOPIC_NUMBER_BLOCKED,
                 key=row.reported,
                 payload={"number": row.reported, "measure": chosen.value, "case_id": row.id},
                 at=now,

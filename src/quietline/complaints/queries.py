@@ -17,6 +17,7 @@ from quietline.complaints.model import (
     CaseState,
     DeadlinePolicy,
     Deadlines,
+    Result,
     Stage,
     Timeline,
     alerts,
@@ -222,6 +223,19 @@ def linked(session: Session, reported: str) -> list[CaseView]:
     cal = load_calendar(session)
     rows = session.scalars(select(CaseRow).where(CaseRow.reported == reported).order_by(CaseRow.id))
     return [CaseView(r, deadlines_of(r, cal)) for r in rows]
+
+
+def substantiated_reporters(session: Session, reported: str) -> int:
+    """How many distinct reporters have a substantiated complaint against ``reported`` (the strong
+    evidence that puts a number on the high-risk list, issue 6)."""
+    return int(
+        session.scalar(
+            select(func.count(func.distinct(CaseRow.reporter))).where(
+                CaseRow.reported == reported, CaseRow.result == Result.SUBSTANTIATED.value
+            )
+        )
+        or 0
+    )
 
 
 def inbox(

@@ -13,6 +13,8 @@ MODEL_MODULES = (
     "quietline.platform.audit",
     "quietline.platform.changefeed",
     "quietline.platform.sms",
+    "quietline.platform.scheduler",
+    "quietline.platform.feedcursor",
     "quietline.numbers.orm",
     "quietline.accounts.orm",
     "quietline.registry.orm",
@@ -20,6 +22,7 @@ MODEL_MODULES = (
     "quietline.marks.orm",
     "quietline.screening.orm",
     "quietline.callerauth.orm",
+    "quietline.reactions.orm",
 )
 
 for name in MODEL_MODULES:

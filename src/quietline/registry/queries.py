@@ -165,6 +165,16 @@ def iter_system_lists(session: Session) -> Iterator[tuple[str, str, str]]:
     yield from session.execute(query)
 
 
+def system_list_entry(session: Session, list_name: str, number: str) -> tuple[bool, str] | None:
+    """(active, reason) of one number's system list entry, or None when it was never listed."""
+    row = session.execute(
+        select(SystemListRow.active, SystemListRow.reason).where(
+            SystemListRow.list_name == list_name, SystemListRow.number == number
+        )
+    ).one_or_none()
+    return None if row is None else (bool(row[0]), str(row[1]))
+
+
 def iter_effective_consents(session: Session) -> Iterator[tuple[str, str, str, str]]:
     """(enterprise, number, category, channel) of open consents not overtaken by a later refusal.
 

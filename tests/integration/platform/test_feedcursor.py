@@ -24,7 +24,9 @@ def _emit(rt: Runtime, topic: str, key: str, *, id: int | None = None) -> None:
         if id is None:
             changefeed.emit(session, topic=topic, key=key, payload={"k": key}, at=rt.clock.now())
         else:
-            session.execute(insert(ChangeRow).values(id=id, topic=topic, key=key, payload={}, at=rt.clock.now()))
+            session.execute(
+                insert(ChangeRow).values(id=id, topic=topic, key=key, payload={}, at=rt.clock.now())
+            )
 
 
 def test_handles_its_topics_once_across_restarts(any_runtime: Runtime) -> None:

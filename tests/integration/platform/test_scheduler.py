@@ -83,7 +83,10 @@ def test_a_failing_job_is_recorded_and_the_others_still_run(any_runtime: Runtime
     calls = Calls()
     sched = Scheduler(
         rt,
-        [Job("boom", boom, "b", every=timedelta(minutes=1)), Job("fine", calls, "f", every=timedelta(minutes=1))],
+        [
+            Job("boom", boom, "b", every=timedelta(minutes=1)),
+            Job("fine", calls, "f", every=timedelta(minutes=1)),
+        ],
         owner="a",
     )
     outcomes = {o.job: o for o in sched.run_pending()}

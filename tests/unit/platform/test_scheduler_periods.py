@@ -38,8 +38,12 @@ def test_daily_job_runs_at_its_china_time_today_or_tomorrow() -> None:
     assert Job("i", _noop, "i", every=timedelta(minutes=5)).first_due(now) == now
 
 
+#: hypothesis takes naive bounds and attaches the timezone itself.
+NAIVE_START, NAIVE_END = datetime(2020, 1, 1), datetime(2035, 1, 1)  # noqa: DTZ001
+
+
 @given(
-    after=st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2035, 1, 1), timezones=st.just(UTC)),
+    after=st.datetimes(min_value=NAIVE_START, max_value=NAIVE_END, timezones=st.just(UTC)),
     hour=st.integers(0, 23),
     minute=st.integers(0, 59),
 )
@@ -53,4 +57,6 @@ def test_daily_next_due_is_the_first_such_time_after(after: datetime, hour: int,
 @given(seconds=st.integers(1, 10**6))
 def test_interval_next_due_is_one_period_later(seconds: int) -> None:
     after = datetime(2026, 1, 1, tzinfo=UTC)
-    assert Job("i", _noop, "i", every=timedelta(seconds=seconds)).next_due(after) == after + timedelta(seconds=seconds)
+    assert Job("i", _noop, "i", every=timedelta(seconds=seconds)).next_due(after) == after + timedelta(
+        seconds=seconds
+    )

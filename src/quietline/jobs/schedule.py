@@ -1,0 +1,134 @@
+"""The job table: every periodic job of the platform, with its period.
+
+Periods follow the rules the jobs serve: the relay runs every second so a finding or a substantiated
+complaint reaches screening within seconds; webhooks are retried from their outbox every few seconds
+(issue 5: "A new case reaches the responsible company the moment it is forwarded"); deadline scans run
+every five minutes, well inside the two-working-day warning (issue 5); the 拦截 digest goes out once a
+day in the evening, China time (issue 4); consent proofs past retention are purged nightly (DESIGN.md:
+proof kept at least 5 months, configurable, never shorter).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from quietline.complaints import actions as complaints_actions
+from quietline.complaints import webhooks
+from quietline.marks import actions as marks_actions
+from quietline.platform.actor import Actor
+from quietline.platform.feedcursor import DurableFeedReader
+from quietline.platform.runtime import Runtime
+from quietline.platform.scheduler import CHINA_TZ, Job, JobResult, Scheduler
+from quietline.platform.settings import Settings
+from quietline.reactions import relay
+from quietline.registry import actions as registry_actions
+from quietline.screening import actions as screening_actions
+
+WebhookTransportFactory = Callable[[], webhooks.Transport]
+
+
+def _actor(job: str) -> Actor:
+    return Actor.system(job)
+
+
+def _clock_time(text: str) -> time:
+    hours, minutes = text.split(":")
+    return time(int(hours), int(minutes))
+
+
+def build_jobs(settings: Settings, *, webhook_transport: WebhookTransportFactory | None = None) -> list[Job]:
+    """Every job, with periods taken from ``settings``. Tests pass a fake webhook transport."""
+    readers: dict[int, DurableFeedReader] = {}
+    make_transport: WebhookTransportFactory = webhook_transport or (
+        lambda: webhooks.HttpxTransport(timeout=5.0)
+    )
+
+    def reactions_relay(rt: Runtime, _due: datetime) -> JobResult:
+        # One reader per runtime, kept across runs: it times how long a missing feed id has been missing.
+        feed = readers.setdefault(id(rt), relay.reader(rt))
+        return relay.run(rt, feed).as_dict()
+
+    def lift_blocks(rt: Runtime, _due: datetime) -> JobResult:
+        return {"lifted": relay.lift_expired_blocks(rt)}
+
+    def complaints_scan(rt: Runtime, _due: datetime) -> JobResult:
+        flagged = complaints_actions.scan(rt)
+        closed = complaints_actions.close_expired(rt)
+        return {"flagged": len(flagged), "closed": len(closed)}
+
+    def complaints_webhooks(rt: Runtime, _due: datetime) -> JobResult:
+        transport = make_transport()
+        try:
+            report: dict[str, Any] = complaints_actions.deliver_webhooks(rt, transport, limit=500).as_dict()
+        finally:
+            close = getattr(transport, "close", None)
+            if close is not None:
+                close()
+        return report
+
+    def expire_refusals(rt: Runtime, _due: datetime) -> JobResult:
+        return {"expired": registry_actions.expire_refusals(rt, _actor("registry.expire_refusals"))}
+
+    def purge_proofs(rt: Runtime, _due: datetime) -> JobResult:
+        return {"purged": registry_actions.purge_expired_proofs(rt, _actor("registry.purge_consent_proofs"))}
+
+    def marks_refresh(rt: Runtime, _due: datetime) -> JobResult:
+        return {"label_changes": marks_actions.refresh(rt, _actor("marks.refresh"))}
+
+    def daily_digest(rt: Runtime, due: datetime) -> JobResult:
+        # The digest covers the China-time day the run was due on, even when it runs late.
+        day = due.astimezone(CHINA_TZ).date()
+        sent = screening_actions.send_daily_digests(rt, _actor("screening.daily_digest"), day)
+        return {"day": day.isoformat(), "subscribers": sent}
+
+    return [
+        Job(
+            "reactions.relay",
+            reactions_relay,
+            "跨域联动：投诉核查、话务发现 → 高危号码与系统黑名单",
+            every=timedelta(seconds=1),
+        ),
+        Job("reactions.lift_blocks", lift_blocks, "解除到期的呼死你临时拦截", every=timedelta(minutes=1)),
+        Job(
+            "complaints.scan",
+            complaints_scan,
+            "12321 时限预警、超时标记、逾期结案",
+            every=timedelta(minutes=5),
+        ),
+        Job(
+            "complaints.webhooks",
+            complaints_webhooks,
+            "向企业推送投诉（签名 webhook，失败重试）",
+            every=timedelta(seconds=2),
+        ),
+        Job("registry.expire_refusals", expire_refusals, "谢绝来电到期失效", every=timedelta(minutes=1)),
+        Job(
+            "registry.purge_consent_proofs",
+            purge_proofs,
+            "清除超过保存期的授权凭证",
+            daily_at=time(3, 0),
+        ),
+        Job(
+            "marks.refresh",
+            marks_refresh,
+            "号码标记随时间衰减后重新评定",
+            every=timedelta(hours=settings.marks_refresh_hours),
+            lease=timedelta(hours=1),
+        ),
+        Job(
+            "screening.daily_digest",
+            daily_digest,
+            "每日拦截汇总短信",
+            daily_at=_clock_time(settings.digest_time),
+            lease=timedelta(hours=1),
+        ),
+    ]
+
+
+def scheduler(
+    rt: Runtime, *, owner: str, webhook_transport: WebhookTransportFactory | None = None
+) -> Scheduler:
+    """The platform scheduler over every job, for one process (``owner`` names it in the lease)."""
+    return Scheduler(rt, build_jobs(rt.settings, webhook_transport=webhook_transport), owner=owner)
