@@ -107,7 +107,7 @@ def start_server(url: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
         "QUIETLINE_ENV": "test",
     }
     proc = subprocess.Popen(
-        [CLI, "serve", "--port", str(port), "--workers", str(workers)],
+        [CLI, "serve", "--port", str(port), "--workers", str(workers), "--no-jobs"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

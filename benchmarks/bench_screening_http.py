@@ -99,7 +99,7 @@ def main() -> None:
             "QUIETLINE_SECRET_KEY": "bench",
         }
         server = subprocess.Popen(
-            [CLI, "serve", "--port", str(port), "--workers", str(args.workers)],
+            [CLI, "serve", "--port", str(port), "--workers", str(args.workers), "--no-jobs"],
             env=env,
             cwd=tmp,
             stdout=subprocess.DEVNULL,

@@ -55,7 +55,7 @@ def measure(url: str, workdir: Path, changes: int) -> dict[str, Any]:
         "QUIETLINE_SECRET_KEY": "bench",
     }
     server = subprocess.Popen(
-        [CLI, "serve", "--port", str(port)],
+        [CLI, "serve", "--port", str(port), "--no-jobs"],
         env=env,
         cwd=workdir,
         stdout=subprocess.DEVNULL,
