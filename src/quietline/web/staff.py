@@ -117,6 +117,7 @@ def render(
     """Render a staff template (``staff_base.html`` provides the staff navigation)."""
     context.setdefault("error", None)
     context.setdefault("notice", None)
+    context.setdefault("errors", {})  # field → message, shown next to the field
     context["staff"] = actor
     context["staff_name"] = who(actor) if actor is not None else ""
     context["staff_nav"] = nav_for(actor) if actor is not None else []
