@@ -5,7 +5,8 @@
   opens them on a development install (the settings refuse it anywhere else).
 - ``GET /v1/screen/blocks``: a subscriber's own 拦截记录.
 - ``POST /v1/wash`` (an enterprise, for itself; or an operator): a background wash job with status and
-  a download link; the result holds only callable numbers of the upload.
+  a download link, kept in the database so that any server process can run, report and serve it; only
+  its submitter sees it; the result holds only callable numbers of the upload.
 
 The engine of the process (snapshot + change-feed follower + block writer) starts with the first
 request that needs it and stops with the application.
@@ -13,17 +14,16 @@ request that needs it and stops with the application.
 
 from __future__ import annotations
 
-import secrets
+import logging
 import threading
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from functools import update_wrapper
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, File, Form, Query, Request, UploadFile
-from fastapi.responses import FileResponse
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from quietline.api.auth import require
@@ -31,13 +31,15 @@ from quietline.callerauth.model import Origin
 from quietline.callerauth.service import Call as CallerAuthCall
 from quietline.numbers import PhoneNumber, parse
 from quietline.platform.actor import Actor
-from quietline.platform.errors import InvalidInput, NotFound, PermissionDenied, QuietlineError
+from quietline.platform.errors import InvalidInput, PermissionDenied
 from quietline.platform.runtime import Runtime
 from quietline.screening import actions, queries
 from quietline.screening.engine import ScreeningEngine, request_for
-from quietline.screening.model import CallerAuth
+from quietline.screening.model import CallerAuth, WashJobState
+from quietline.screening.wash import e164_lines
 from quietline.vocabulary import Category, Channel, Role
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["screening"])
 
 MAX_BATCH = 10_000
@@ -197,34 +199,57 @@ def my_blocks(
 
 
 # --- wash jobs --------------------------------------------------------------------------------------
+# The jobs live in the database (``screening.actions``): any process of the deployment can run them
+# (``quietline worker``, or this process's runner thread kicked below), report them and serve them.
+
+_RUNNER_LOCK = threading.Lock()
+#: Status polls kick the runner at most this often (it also re-claims jobs whose worker died).
+_KICK_INTERVAL = 1.0
 
 
-@dataclass
-class WashJob:
-    id: str
-    owner: str
-    enterprise: str
-    state: str = "queued"  # queued → running → done | failed
-    summary: dict[str, Any] = field(default_factory=dict)
-    error: dict[str, Any] | None = None
-    out: Path | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"id": self.id, "state": self.state, "enterprise": self.enterprise}
-        if self.state == "done":
-            data["summary"] = {k: v for k, v in self.summary.items() if k != "out"}
-            data["download"] = f"/v1/wash/{self.id}/download"
-        if self.error:
-            data["error"] = self.error
-        return data
+def _kick_runner(app: FastAPI) -> None:
+    """Make sure this process runs queued wash jobs soon: one runner thread per app, woken by a flag."""
+    with _RUNNER_LOCK:
+        app.state.wash_pending = True
+        app.state.wash_kicked_at = time.monotonic()
+        if getattr(app.state, "wash_runner", None) is not None:
+            return
+        runner = threading.Thread(target=_run_pending, args=(app,), name="wash-runner", daemon=True)
+        app.state.wash_runner = runner
+        runner.start()
 
 
-def _jobs(app: FastAPI) -> dict[str, WashJob]:
-    jobs: dict[str, WashJob] | None = getattr(app.state, "wash_jobs", None)
-    if jobs is None:
-        jobs = {}
-        app.state.wash_jobs = jobs
-    return jobs
+def _run_pending(app: FastAPI) -> None:
+    rt: Runtime = app.state.runtime
+    while True:
+        with _RUNNER_LOCK:
+            if not app.state.wash_pending:
+                app.state.wash_runner = None
+                return
+            app.state.wash_pending = False
+        try:
+            while actions.run_wash_jobs(rt, limit=1, snapshot=lambda: engine_of(app).snapshot):
+                pass
+        except Exception:  # the jobs stay in the database; the next kick or a worker retries them
+            log.exception("wash runner failed")
+
+
+def _read_upload(file: UploadFile) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    while chunk := file.file.read(1 << 20):
+        size += len(chunk)
+        if size > actions.MAX_WASH_BYTES:
+            raise InvalidInput(f"the upload exceeds {actions.MAX_WASH_BYTES} bytes", field="file")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _job_answer(job: queries.WashJob) -> dict[str, Any]:
+    data = job.as_dict()
+    if job.result_available:
+        data["download"] = f"/v1/wash/{job.id}/download"
+    return data
 
 
 @router.post("/wash", status_code=202, summary="Wash a call list in the background (enterprise, operator)")
@@ -236,6 +261,7 @@ def start_wash(
     category: Annotated[str, Form(max_length=40)],
     channel: Annotated[str, Form(max_length=8)] = "call",
 ) -> dict[str, Any]:
+    """Queue the wash and answer at once with the job's id and state; poll ``GET /v1/wash/{id}``."""
     rt = _rt(request)
     uscc = _enterprise(enterprise)
     if uscc is None:
@@ -244,61 +270,39 @@ def start_wash(
         raise PermissionDenied("an enterprise washes lists only in its own name", field="enterprise")
     cat = Category.parse(category, "category")
     ch = Channel.parse(channel, "channel")
-    job = WashJob(secrets.token_urlsafe(12), str(actor), uscc)
-    folder = rt.settings.data_dir / "wash" / job.id
-    folder.mkdir(parents=True, exist_ok=True)
-    upload = folder / "upload"
-    with upload.open("wb") as fh:
-        while chunk := file.file.read(1 << 20):
-            fh.write(chunk)
-    _jobs(request.app)[job.id] = job
-    engine = engine_of(request.app)
-
-    def run() -> None:
-        job.state = "running"
-        try:
-            job.summary = actions.wash_file(
-                rt,
-                actor,
-                engine.snapshot,
-                source=upload,
-                enterprise=uscc,
-                category=cat,
-                channel=ch,
-                out=folder / "callable.csv",
-            )
-            job.out = folder / "callable.csv"
-            job.state = "done"
-        except QuietlineError as exc:
-            job.error, job.state = exc.as_dict(), "failed"
-        finally:
-            upload.unlink(missing_ok=True)
-
-    threading.Thread(target=run, name=f"wash-{job.id}", daemon=True).start()
-    return job.as_dict()
+    job_id = actions.submit_wash_job(
+        rt, actor, data=_read_upload(file), enterprise=uscc, category=cat, channel=ch
+    )
+    _kick_runner(request.app)
+    with rt.sessions() as session:
+        return _job_answer(queries.wash_job(session, actor, job_id))
 
 
-def _own_job(request: Request, actor: Actor, job_id: str) -> WashJob:
-    job = _jobs(request.app).get(job_id)
-    # Someone else's job is reported as missing, not as forbidden: ids are not to be probed.
-    if job is None or (actor.role is not Role.OPERATOR and job.owner != str(actor)):
-        raise NotFound(f"no wash job {job_id!r}", field="job")
-    return job
-
-
-@router.get("/wash/{job_id}", summary="Status and summary of a wash job (its owner, operator)")
+@router.get("/wash/{job_id}", summary="Status and summary of a wash job (its submitter)")
 def wash_status(request: Request, actor: Washer, job_id: str) -> dict[str, Any]:
-    return _own_job(request, actor, job_id).as_dict()
+    with _rt(request).sessions() as session:
+        job = queries.wash_job(session, actor, job_id)
+    unfinished = job.state in (WashJobState.QUEUED.value, WashJobState.RUNNING.value)
+    if unfinished and time.monotonic() - getattr(request.app.state, "wash_kicked_at", 0.0) > _KICK_INTERVAL:
+        _kick_runner(request.app)
+    return _job_answer(job)
 
 
-@router.get(
-    "/wash/{job_id}/download", summary="The callable numbers of a finished wash (its owner, operator)"
-)
-def wash_download(request: Request, actor: Washer, job_id: str) -> FileResponse:
-    job = _own_job(request, actor, job_id)
-    if job.state != "done" or job.out is None:
-        raise InvalidInput(f"wash job {job_id} is {job.state}, not done", field="job")
-    return FileResponse(job.out, media_type="text/csv", filename=f"callable-{job.id}.csv")
+@router.get("/wash/{job_id}/download", summary="The callable numbers of a finished wash (its submitter)")
+def wash_download(request: Request, actor: Washer, job_id: str) -> StreamingResponse:
+    """E.164, one per line, sorted; only numbers of the upload that may be called."""
+    with _rt(request).sessions() as session:
+        numbers = queries.wash_job_result(session, actor, job_id)
+
+    def lines() -> Iterator[bytes]:
+        for begin in range(0, len(numbers), 1 << 20):
+            yield e164_lines(numbers[begin : begin + (1 << 20)])
+
+    return StreamingResponse(
+        lines(),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="callable-{job_id}.csv"'},
+    )
 
 
 def install(app: FastAPI) -> None:

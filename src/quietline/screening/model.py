@@ -24,6 +24,8 @@ __all__ = [
     "Reason",
     "Rule",
     "ScreenRequest",
+    "WashJobState",
+    "may_see_wash_job",
     "outcome",
 ]
 
@@ -174,3 +176,22 @@ OUTCOMES: dict[Reason, Outcome] = _build_outcomes()
 
 def outcome(reason: Reason) -> Outcome:
     return OUTCOMES[reason]
+
+
+class WashJobState(StrEnum):
+    """The life of an API wash job: queued → running → done | failed.
+
+    A running job whose worker died goes back to being claimable when its lease runs out; a job that
+    failed that way too often (``MAX_WASH_ATTEMPTS``) ends as failed rather than crash workers forever.
+    """
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+def may_see_wash_job(owner: str, actor_name: str) -> bool:
+    """Only the party that submitted a wash may read its status and download its result: the result
+    lists numbers the enterprise may call, which nobody else (not even an operator) needs to see."""
+    return owner == actor_name
