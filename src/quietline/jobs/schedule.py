@@ -1,7 +1,7 @@
 """The job table: every periodic job of the platform, with its period.
 
 Periods follow the rules the jobs serve: the relay runs every second so a finding or a substantiated
-complaint reaches screening within seconds; webhooks are retried from their outbox every few seconds
+complaint reaches screening within seconds; webhooks are posted from their outbox within a second and retried with backoff
 (issue 5: "A new case reaches the responsible company the moment it is forwarded"); deadline scans run
 every five minutes, well inside the two-working-day warning (issue 5); the 拦截 digest goes out once a
 day in the evening, China time (issue 4); consent proofs past retention are purged nightly (DESIGN.md:
@@ -101,7 +101,7 @@ def build_jobs(settings: Settings, *, webhook_transport: WebhookTransportFactory
             "complaints.webhooks",
             complaints_webhooks,
             "向企业推送投诉（签名 webhook，失败重试）",
-            every=timedelta(seconds=2),
+            every=timedelta(seconds=1),
         ),
         Job("registry.expire_refusals", expire_refusals, "谢绝来电到期失效", every=timedelta(minutes=1)),
         Job(

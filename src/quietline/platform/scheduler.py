@@ -197,12 +197,20 @@ class Scheduler:
                 pass  # another process inserted it first: fine.
             self._known.add(name)
 
-    def _claim(self, job: Job, now: datetime) -> datetime | None:
-        """Take the job's lease if it is due and free; the due time it was claimed for, else None."""
+    def _due_now(self, now: datetime) -> dict[str, datetime]:
+        """Jobs that look due and free, read without a write lock (on SQLite a write transaction locks
+        the whole database, so an idle loop must not take one every tick)."""
+        with self.rt.sessions() as session:
+            rows = session.execute(
+                select(JobRow.name, JobRow.next_due_at, JobRow.lease_until).where(
+                    JobRow.name.in_(list(self.jobs))
+                )
+            ).all()
+        return {name: due for name, due, lease in rows if due <= now and (lease is None or lease < now)}
+
+    def _claim(self, job: Job, now: datetime, due: datetime) -> bool:
+        """Take the job's lease for the run due at ``due``; False when another process got there first."""
         with self.rt.sessions.begin() as session:
-            due = session.scalar(select(JobRow.next_due_at).where(JobRow.name == job.name))
-            if due is None or due > now:
-                return None
             claimed = session.execute(
                 update(JobRow)
                 .where(
@@ -213,7 +221,7 @@ class Scheduler:
                 .values(lease_owner=self.owner, lease_until=now + job.lease, last_started_at=now)
                 .execution_options(synchronize_session=False)
             )
-            return due if claimed.rowcount == 1 else None  # type: ignore[attr-defined]
+            return bool(claimed.rowcount == 1)  # type: ignore[attr-defined]
 
     def _finish(self, job: Job, due: datetime, outcome: Outcome) -> None:
         now = self.rt.clock.now()
@@ -239,10 +247,10 @@ class Scheduler:
         """Run every job that is due now and not held by another process; one pass."""
         self._ensure_rows()
         outcomes: list[Outcome] = []
+        candidates = self._due_now(self.rt.clock.now())
         for job in self.jobs.values():
-            now = self.rt.clock.now()
-            due = self._claim(job, now)
-            if due is None:
+            due = candidates.get(job.name)
+            if due is None or not self._claim(job, self.rt.clock.now(), due):
                 continue
             try:
                 outcome = Outcome(job.name, due, True, _as_result(job.run(self.rt, due)))

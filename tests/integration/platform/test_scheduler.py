@@ -50,8 +50,9 @@ def test_two_processes_never_run_the_same_due_job_twice(any_runtime: Runtime) ->
     jobs = [Job("tick", calls, "t", every=timedelta(minutes=5))]
     a, b = Scheduler(rt, jobs, owner="a"), Scheduler(rt, jobs, owner="b")
     a._ensure_rows()
-    due = a._claim(jobs[0], rt.clock.now())  # a holds the lease, as if mid-run
-    assert due is not None
+    [due] = a._due_now(rt.clock.now()).values()
+    assert a._claim(jobs[0], rt.clock.now(), due)  # a holds the lease, as if mid-run
+    assert not b._claim(jobs[0], rt.clock.now(), due)  # b, racing for the same run, does not get it
     assert b.run_pending() == []  # b sees it held
     assert calls.due == []
     assert [s.running for s in b.status()] == [True]
@@ -63,7 +64,8 @@ def test_a_dead_process_lease_expires_and_another_takes_the_job(any_runtime: Run
     jobs = [Job("tick", calls, "t", every=timedelta(minutes=1), lease=timedelta(minutes=10))]
     dead, alive = Scheduler(rt, jobs, owner="dead"), Scheduler(rt, jobs, owner="alive")
     dead._ensure_rows()
-    assert dead._claim(jobs[0], clock.now()) is not None  # claimed, then the process died
+    [due] = dead._due_now(clock.now()).values()
+    assert dead._claim(jobs[0], clock.now(), due)  # claimed, then the process died
     clock.advance(minutes=9)
     assert alive.run_pending() == []
     clock.advance(minutes=2)
