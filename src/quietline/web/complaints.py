@@ -26,7 +26,7 @@ from typing import Any
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import UploadFile
 
 from quietline.api import complaints as complaints_api
 from quietline.api.auth import current_actor
@@ -330,20 +330,36 @@ def _appeal_status(view: queries.CaseView, now: datetime, window: timedelta) -> 
     return True, f"如对答复有异议，可在 {until} 前申诉，申诉后将重新转送办理。"
 
 
-def _evidence_files(form: FormData) -> list[UploadFile]:
-    return [f for f in form.getlist("evidence") if isinstance(f, UploadFile) and f.filename]
+@dataclass(frozen=True)
+class Submitted:
+    """A posted form, read completely (its temporary files closed): text fields and the evidence files
+    as uploaded (not yet checked)."""
+
+    values: dict[str, str]
+    files: list[tuple[str, bytes]]
+
+    def text(self, name: str) -> str:
+        return self.values.get(name, "")
 
 
-async def _read_evidence(files: list[UploadFile]) -> list[tuple[str, bytes]]:
-    """Read and check every file before anything is saved, so a bad file refuses the whole form."""
+async def _submitted(request: Request) -> Submitted:
+    async with request.form() as form:
+        values = {k: v.strip() for k, v in form.items() if isinstance(v, str)}
+        uploads = [f for f in form.getlist("evidence") if isinstance(f, UploadFile) and f.filename]
+        files = []
+        for upload in uploads[: MAX_EVIDENCE_PER_CASE + 1]:  # one more than allowed is enough to refuse
+            files.append((upload.filename or "", await upload.read(MAX_EVIDENCE_BYTES + 1)))
+    return Submitted(values, files)
+
+
+def _checked_evidence(files: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """Check every file (type from its bytes, size, count) before anything is saved, so one bad file
+    refuses the whole form."""
     if len(files) > MAX_EVIDENCE_PER_CASE:
         raise InvalidInput(f"at most {MAX_EVIDENCE_PER_CASE} files", field="evidence")
-    out = []
-    for upload in files:
-        data = await upload.read(MAX_EVIDENCE_BYTES + 1)  # one byte more than allowed is enough to refuse
+    for _name, data in files:
         sniff_evidence(data)
-        out.append((upload.filename or "", data))
-    return out
+    return files
 
 
 def _attach_all(rt: Runtime, actor: Actor, case_id: int, files: list[tuple[str, bytes]]) -> int:
@@ -355,11 +371,6 @@ def _attach_all(rt: Runtime, actor: Actor, case_id: int, files: list[tuple[str, 
         except QuietlineError:
             failed += 1
     return failed
-
-
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
 
 
 def _deliver_webhooks(request: Request, background: BackgroundTasks) -> None:
@@ -428,12 +439,12 @@ async def file_report(request: Request, background: BackgroundTasks) -> Response
     actor = _subscriber(request)
     if actor is None:
         return RedirectResponse("/", status_code=303)
-    form = await request.form()
+    form = await _submitted(request)
     names = ("reported", "channel", "at", "duration", "form", "category", "nature", "text", "description")
-    values = {name: _text(form, name) for name in names}
+    values = {name: form.text(name) for name in names}
     rt = _rt(request)
     try:
-        evidence = await _read_evidence(_evidence_files(form))
+        evidence = _checked_evidence(form.files)
         filing = Filing(
             reporter=actor.subject,
             reported=values["reported"],
@@ -567,8 +578,7 @@ async def appeal(request: Request, case_id: int, background: BackgroundTasks) ->
     actor = _subscriber(request)
     if actor is None:
         return RedirectResponse("/", status_code=303)
-    form = await request.form()
-    text = _text(form, "appeal")
+    text = (await _submitted(request)).text("appeal")
     rt = _rt(request)
 
     def run() -> QuietlineError | None:
@@ -772,7 +782,7 @@ async def _staff_action(
     request: Request,
     case_id: int,
     roles: tuple[Role, ...],
-    run: Callable[[Runtime, Actor, FormData], Awaitable[int]],
+    run: Callable[[Runtime, Actor, Submitted], Awaitable[int]],
     done: str,
     background: BackgroundTasks | None = None,
 ) -> Response:
@@ -781,8 +791,8 @@ async def _staff_action(
     actor = staff.staff_actor(request, *roles)
     if isinstance(actor, Response):
         return actor
-    form = await request.form()
-    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    form = await _submitted(request)
+    values = form.values
     rt = _rt(request)
 
     def visible() -> None:
@@ -807,16 +817,16 @@ async def _staff_action(
 
 @router.post("/staff/complaints/{case_id}/respond", response_class=HTMLResponse)
 async def respond(request: Request, case_id: int) -> Response:
-    async def run(rt: Runtime, actor: Actor, form: FormData) -> int:
-        evidence = await _read_evidence(_evidence_files(form))
+    async def run(rt: Runtime, actor: Actor, form: Submitted) -> int:
+        evidence = _checked_evidence(form.files)
         await run_in_threadpool(
             lambda: actions.respond(
                 rt,
                 actor,
                 case_id,
-                result=_text(form, "result"),
-                action=_text(form, "action"),
-                measure=_text(form, "measure") or None,
+                result=form.text("result"),
+                action=form.text("action"),
+                measure=form.text("measure") or None,
             )
         )
         return int(await run_in_threadpool(_attach_all, rt, actor, case_id, evidence))
@@ -826,8 +836,8 @@ async def respond(request: Request, case_id: int) -> Response:
 
 @router.post("/staff/complaints/{case_id}/answer", response_class=HTMLResponse)
 async def answer(request: Request, case_id: int) -> Response:
-    async def run(rt: Runtime, actor: Actor, form: FormData) -> int:
-        text = _text(form, "answer")
+    async def run(rt: Runtime, actor: Actor, form: Submitted) -> int:
+        text = form.text("answer")
         if len(text) > 2000:
             raise InvalidInput("at most 2000 characters", field="answer")
         await run_in_threadpool(actions.answer, rt, actor, case_id, text or None)
@@ -838,12 +848,10 @@ async def answer(request: Request, case_id: int) -> Response:
 
 @router.post("/staff/complaints/{case_id}/forward", response_class=HTMLResponse)
 async def forward(request: Request, case_id: int, background: BackgroundTasks) -> Response:
-    async def run(rt: Runtime, actor: Actor, form: FormData) -> int:
-        carrier = _text(form, "carrier")
+    async def run(rt: Runtime, actor: Actor, form: Submitted) -> int:
+        carrier = form.text("carrier")
         await run_in_threadpool(
-            lambda: actions.forward(
-                rt, actor, case_id, carrier=carrier, company=_text(form, "company") or None
-            )
+            lambda: actions.forward(rt, actor, case_id, carrier=carrier, company=form.text("company") or None)
         )
         return 0
 
