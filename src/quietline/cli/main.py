@@ -3,41 +3,54 @@
 from __future__ import annotations
 
 import sys
+from importlib import import_module
 
 import typer
 from pydantic import ValidationError
 
-from quietline.cli import audit, callerauth, db, demo, enterprise, keys, marks, numbers, registry, sms, worker
-from quietline.cli import complaints as complaints_cli
-from quietline.cli import screening as screening_cli
-from quietline.cli import traffic as traffic_cli
 from quietline.platform.errors import QuietlineError
 from quietline.vocabulary import VocabularyError
 
-cli = typer.Typer(
-    help="quietline: 谢绝来电 registry, consent ledger, screening, complaints and more.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-cli.add_typer(db.app, name="db")
-cli.add_typer(numbers.app, name="numbers")
-cli.add_typer(registry.app, name="registry")
-cli.add_typer(registry.consent_app, name="consent")
-cli.add_typer(demo.app, name="demo")
-cli.add_typer(audit.app, name="audit")
-cli.add_typer(sms.app, name="sms")
-cli.add_typer(enterprise.app, name="enterprise")
-cli.add_typer(keys.app, name="keys")
-cli.add_typer(callerauth.app, name="callerauth")
-cli.add_typer(marks.app, name="marks")
-cli.add_typer(complaints_cli.app, name="complaints")
-cli.add_typer(traffic_cli.app, name="traffic")
-cli.add_typer(worker.app, name="worker")
-screening_cli.register(cli)
+#: Sub-command groups: name → (module, Typer attribute). A command imports only its own group: the
+#: whole CLI pulls in every context (numpy, DuckDB, Ibis, cryptography …), which costs seconds of start-up
+#: on a small machine, and scripts call ``quietline`` many times.
+GROUPS: dict[str, tuple[str, str]] = {
+    "db": ("quietline.cli.db", "app"),
+    "numbers": ("quietline.cli.numbers", "app"),
+    "registry": ("quietline.cli.registry", "app"),
+    "consent": ("quietline.cli.registry", "consent_app"),
+    "demo": ("quietline.cli.demo", "app"),
+    "audit": ("quietline.cli.audit", "app"),
+    "sms": ("quietline.cli.sms", "app"),
+    "enterprise": ("quietline.cli.enterprise", "app"),
+    "keys": ("quietline.cli.keys", "app"),
+    "callerauth": ("quietline.cli.callerauth", "app"),
+    "marks": ("quietline.cli.marks", "app"),
+    "complaints": ("quietline.cli.complaints", "app"),
+    "traffic": ("quietline.cli.traffic", "app"),
+    "worker": ("quietline.cli.worker", "app"),
+}
+#: Commands the screening module adds at the top level (``screen``, ``wash``) and its own group.
+SCREENING_COMMANDS = frozenset({"screen", "wash", "screening"})
 
 
-@cli.command("serve")
+def build(only: str | None = None) -> typer.Typer:
+    """The command tree; with ``only``, just the part that command needs (plus ``serve``)."""
+    cli = typer.Typer(
+        help="quietline: 谢绝来电 registry, consent ledger, screening, complaints and more.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+    for name, (module, attribute) in GROUPS.items():
+        if only is None or only == name:
+            cli.add_typer(getattr(import_module(module), attribute), name=name)
+    if only is None or only in SCREENING_COMMANDS:
+        import_module("quietline.cli.screening").register(cli)
+    cli.command("serve")(serve)
+    return cli
+
+
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to bind."),
     port: int = typer.Option(8000, help="Port to listen on."),
@@ -59,7 +72,9 @@ def serve(
     stop = None
     if jobs:
         # One scheduler thread in the serving process: job leases keep it safe beside other workers.
-        _thread, stop = start_in_thread(schedule.scheduler(runtime(), owner=f"serve:{worker.process_name()}"))
+        from quietline.cli.worker import process_name
+
+        _thread, stop = start_in_thread(schedule.scheduler(runtime(), owner=f"serve:{process_name()}"))
     try:
         uvicorn.run("quietline.api.app:create_app", factory=True, host=host, port=port, workers=workers)
     finally:
@@ -69,8 +84,10 @@ def serve(
 
 def app() -> None:
     """Console entry point: user errors become one line on stderr and exit code 2."""
+    command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
+    known = command in GROUPS or command in SCREENING_COMMANDS or command == "serve"
     try:
-        cli()
+        build(command if known else None)()
     except (QuietlineError, VocabularyError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         sys.exit(2)
