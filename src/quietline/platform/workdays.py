@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
 
 import chinese_calendar
 
@@ -62,13 +63,19 @@ def end_of_china_day(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=CHINA_TZ) + timedelta(days=1, microseconds=-1)
 
 
+@lru_cache(maxsize=8192)
+def _statutory_workday(day: date) -> bool | None:
+    """The package's answer for ``day`` (None when it lacks the year), memoised: every complaint's
+    deadlines walk the same few weeks of days, and the package's lookup is slow in comparison."""
+    try:
+        return bool(chinese_calendar.is_workday(day))
+    except NotImplementedError:
+        return None
+
+
 def package_knows(day: date) -> bool:
     """True when the ``chinesecalendar`` package has the State Council schedule of ``day``'s year."""
-    try:
-        chinese_calendar.is_workday(day)
-    except NotImplementedError:
-        return False
-    return True
+    return _statutory_workday(day) is not None
 
 
 @dataclass(frozen=True)
@@ -90,12 +97,12 @@ class WorkingCalendar:
         """Whether ``day`` is a working day; raises ``CalendarNotCovered`` when no source knows it."""
         if day in self.overrides:
             return self.overrides[day]
-        try:
-            return bool(chinese_calendar.is_workday(day))
-        except NotImplementedError:
-            if day.year in self.complete_years:
-                return day.weekday() < 5
-            raise CalendarNotCovered(day) from None
+        statutory = _statutory_workday(day)
+        if statutory is not None:
+            return statutory
+        if day.year in self.complete_years:
+            return day.weekday() < 5
+        raise CalendarNotCovered(day)
 
     def add_working_days(self, start: date, n: int) -> date:
         """The date on which a period of ``n`` working days starting on ``start`` ends.
