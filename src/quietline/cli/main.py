@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from importlib import import_module
 
 import typer
@@ -66,20 +67,18 @@ def serve(
     import uvicorn
 
     from quietline.cli.common import runtime
+    from quietline.cli.worker import process_name
     from quietline.jobs import schedule
-    from quietline.platform.scheduler import start_in_thread
+    from quietline.platform.scheduler import start_in_threads
 
-    stop = None
+    stop = threading.Event()
     if jobs:
-        # One scheduler thread in the serving process: job leases keep it safe beside other workers.
-        from quietline.cli.worker import process_name
-
-        _thread, stop = start_in_thread(schedule.scheduler(runtime(), owner=f"serve:{process_name()}"))
+        # Scheduler threads in the serving process: job leases keep them safe beside other workers.
+        start_in_threads(schedule.scheduler(runtime(), owner=f"serve:{process_name()}"), stop)
     try:
         uvicorn.run("quietline.api.app:create_app", factory=True, host=host, port=port, workers=workers)
     finally:
-        if stop is not None:
-            stop.set()
+        stop.set()
 
 
 def app() -> None:

@@ -16,7 +16,7 @@ from rich.table import Table
 from quietline.cli.common import JSON_OPTION, console, emit_json, runtime
 from quietline.jobs import schedule
 from quietline.platform.errors import InvalidInput
-from quietline.platform.scheduler import Outcome
+from quietline.platform.scheduler import Outcome, start_in_threads
 
 app = typer.Typer(
     help="Periodic jobs: deadlines, webhooks, reactions, digests, expiries.", no_args_is_help=True
@@ -63,7 +63,11 @@ def run(
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     console.print(f"worker {sched.owner}: {len(sched.jobs)} jobs; stop with Ctrl-C", highlight=False)
-    sched.run_forever(stop, tick=tick, on_outcome=report)
+    threads = start_in_threads(sched, stop, tick=tick, on_outcome=report)
+    while not stop.wait(0.5):
+        pass
+    for thread in threads:
+        thread.join(timeout=60)
 
 
 @app.command("jobs")

@@ -1,11 +1,12 @@
 """The job table: every periodic job of the platform, with its period.
 
 Periods follow the rules the jobs serve: the relay runs every second so a finding or a substantiated
-complaint reaches screening within seconds; webhooks are posted from their outbox within a second and retried with backoff
-(issue 5: "A new case reaches the responsible company the moment it is forwarded"); deadline scans run
-every five minutes, well inside the two-working-day warning (issue 5); the 拦截 digest goes out once a
-day in the evening, China time (issue 4); consent proofs past retention are purged nightly (DESIGN.md:
-proof kept at least 5 months, configurable, never shorter).
+complaint reaches screening within seconds; webhooks are posted from their outbox within a second and
+retried with backoff (issue 5: "A new case reaches the responsible company the moment it is
+forwarded"); deadline scans run every five minutes, well inside the two-working-day warning (issue 5);
+the 拦截 digest goes out once a day in the evening, China time (issue 4); consent proofs past retention
+are purged nightly (DESIGN.md: proof kept at least 5 months, configurable, never shorter); wash jobs
+left by a restart are resumed within seconds, in their own lane so a long wash delays nothing else.
 """
 
 from __future__ import annotations
@@ -77,6 +78,11 @@ def build_jobs(settings: Settings, *, webhook_transport: WebhookTransportFactory
     def marks_refresh(rt: Runtime, _due: datetime) -> JobResult:
         return {"label_changes": marks_actions.refresh(rt, _actor("marks.refresh"))}
 
+    def wash_jobs(rt: Runtime, _due: datetime) -> JobResult:
+        # The API starts a job's wash when it is submitted; this picks up whatever a restart or a
+        # crashed server left queued or half-done (its lease expired), and deletes expired results.
+        return {"finished": screening_actions.run_wash_jobs(rt, limit=10)}
+
     def daily_digest(rt: Runtime, due: datetime) -> JobResult:
         # The digest covers the China-time day the run was due on, even when it runs late.
         day = due.astimezone(CHINA_TZ).date()
@@ -116,6 +122,14 @@ def build_jobs(settings: Settings, *, webhook_transport: WebhookTransportFactory
             "号码标记随时间衰减后重新评定",
             every=timedelta(hours=settings.marks_refresh_hours),
             lease=timedelta(hours=1),
+        ),
+        Job(
+            "screening.wash_jobs",
+            wash_jobs,
+            "企业名单清洗任务（重启或中断后继续）",
+            every=timedelta(seconds=5),
+            lease=timedelta(hours=1),
+            lane="wash",
         ),
         Job(
             "screening.daily_digest",

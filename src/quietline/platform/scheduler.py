@@ -75,6 +75,9 @@ class Job:
     every: timedelta | None = None
     daily_at: time | None = None
     lease: timedelta = timedelta(minutes=10)
+    #: Jobs of one lane run one after another in one loop; a long job (a 10-million-line wash) gets its
+    #: own lane so it never delays the one-second jobs (the relay, webhooks).
+    lane: str = "main"
 
     def __post_init__(self) -> None:
         if (self.every is None) == (self.daily_at is None):
@@ -180,6 +183,13 @@ class Scheduler:
                     f"no job named {name!r}; jobs: {', '.join(sorted(self.jobs))}", field="only"
                 )
         return Scheduler(self.rt, [self.jobs[n] for n in names], owner=self.owner)
+
+    def lanes(self) -> dict[str, Scheduler]:
+        """One scheduler per lane (each run by its own loop or thread)."""
+        names: dict[str, list[Job]] = {}
+        for job in self.jobs.values():
+            names.setdefault(job.lane, []).append(job)
+        return {lane: Scheduler(self.rt, jobs, owner=self.owner) for lane, jobs in names.items()}
 
     def _ensure_rows(self) -> None:
         missing = [name for name in self.jobs if name not in self._known]
@@ -307,15 +317,24 @@ class Scheduler:
         return out
 
 
-def start_in_thread(scheduler: Scheduler, *, tick: float = 0.5) -> tuple[threading.Thread, threading.Event]:
-    """Run the scheduler in a daemon thread (``quietline serve`` for the embedded install)."""
-    stop = threading.Event()
-    thread = threading.Thread(
-        target=scheduler.run_forever,
-        args=(stop,),
-        kwargs={"tick": tick},
-        name="quietline-scheduler",
-        daemon=True,
-    )
-    thread.start()
-    return thread, stop
+def start_in_threads(
+    scheduler: Scheduler,
+    stop: threading.Event,
+    *,
+    tick: float = 0.5,
+    on_outcome: Callable[[Outcome], None] | None = None,
+) -> list[threading.Thread]:
+    """Run each lane of the scheduler in its own daemon thread until ``stop`` is set (``quietline
+    worker run``, and ``quietline serve`` for the embedded install)."""
+    threads = []
+    for lane, part in scheduler.lanes().items():
+        thread = threading.Thread(
+            target=part.run_forever,
+            args=(stop,),
+            kwargs={"tick": tick, "on_outcome": on_outcome},
+            name=f"quietline-jobs-{lane}",
+            daemon=True,
+        )
+        thread.start()
+        threads.append(thread)
+    return threads

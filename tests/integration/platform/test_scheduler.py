@@ -125,3 +125,33 @@ def test_select_names_an_unknown_job(any_runtime: Runtime) -> None:
     with pytest.raises(InvalidInput, match="no job named 'b'"):
         sched.select(["b"])
     assert list(sched.select(["a"]).jobs) == ["a"]
+
+
+def test_long_jobs_run_in_their_own_lane(any_runtime: Runtime) -> None:
+    import threading
+
+    rt = any_runtime
+    quick, slow = Calls(), Calls()
+    sched = Scheduler(
+        rt,
+        [
+            Job("quick", quick, "q", every=timedelta(seconds=1)),
+            Job("slow", slow, "s", every=timedelta(seconds=1), lane="wash"),
+        ],
+        owner="a",
+    )
+    lanes = sched.lanes()
+    assert {lane: list(part.jobs) for lane, part in lanes.items()} == {"main": ["quick"], "wash": ["slow"]}
+    stop = threading.Event()
+    from quietline.platform.scheduler import start_in_threads
+
+    threads = start_in_threads(sched, stop, tick=0.05)
+    assert {t.name for t in threads} == {"quietline-jobs-main", "quietline-jobs-wash"}
+    for _ in range(200):  # both lanes run their due job (the fake clock stands still: once each)
+        if quick.due and slow.due:
+            break
+        stop.wait(0.05)
+    stop.set()
+    for t in threads:
+        t.join(timeout=10)
+    assert (len(quick.due), len(slow.due)) == (1, 1)
