@@ -13,7 +13,7 @@ from types import FrameType
 import typer
 from rich.table import Table
 
-from quietline.cli.common import JSON_OPTION, console, emit_json, runtime
+from quietline.cli.common import JSON_OPTION, console, emit_json, err_console, runtime
 from quietline.jobs import schedule
 from quietline.platform.errors import InvalidInput
 from quietline.platform.scheduler import Outcome, start_in_threads
@@ -62,7 +62,8 @@ def run(
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    console.print(f"worker {sched.owner}: {len(sched.jobs)} jobs; stop with Ctrl-C", highlight=False)
+    # The banner goes to stderr so that stdout stays pure JSON lines under --json.
+    err_console.print(f"worker {sched.owner}: {len(sched.jobs)} jobs; stop with Ctrl-C", highlight=False)
     threads = start_in_threads(sched, stop, tick=tick, on_outcome=report)
     while not stop.wait(0.5):
         pass
