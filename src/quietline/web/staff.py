@@ -183,7 +183,11 @@ def login(request: Request, key: str = Form(""), next: str = Form(HOME_PATH)) ->
         )
     response = RedirectResponse(target, status_code=303)
     _set_staff_cookie(request, response, issued.token)
-    # One identity per browser: a subscriber signed in here is signed out of the subscriber pages.
+    # One identity per browser: a subscriber signed in here is signed out (session ended, cookie gone).
+    subscriber_token = request.cookies.get(SESSION_COOKIE)
+    subscriber = accounts.authenticate_session(_rt(request), subscriber_token) if subscriber_token else None
+    if subscriber is not None:
+        accounts.end_session(_rt(request), subscriber)
     response.delete_cookie(SESSION_COOKIE)
     return response
 

@@ -189,3 +189,14 @@ def test_logout_clears_the_cookie_and_the_session(
     assert actions.authenticate_staff_session(runtime, token) is None
     with runtime.sessions() as session:
         assert audit.tail(session, 1)[0].action == "accounts.staff.logout"
+
+
+def test_staff_login_signs_a_subscriber_out_of_the_same_browser(
+    api_client: TestClient, credentials: Any, runtime: Runtime
+) -> None:
+    token = credentials.session_token
+    assert actions.authenticate_session(runtime, token) is not None
+    api_client.cookies.set("ql_session", token)
+    r = _login(api_client, credentials.keys[Role.ENTERPRISE])
+    assert r.status_code == 303 and 'ql_session=""' in ", ".join(r.headers.get_list("set-cookie"))
+    assert actions.authenticate_session(runtime, token) is None
