@@ -30,9 +30,14 @@ GROUPS: dict[str, tuple[str, str]] = {
     "complaints": ("quietline.cli.complaints", "app"),
     "traffic": ("quietline.cli.traffic", "app"),
     "worker": ("quietline.cli.worker", "app"),
+    "oversight": ("quietline.cli.oversight", "app"),
 }
 #: Commands the screening module adds at the top level (``screen``, ``wash``) and its own group.
 SCREENING_COMMANDS = frozenset({"screen", "wash", "screening"})
+
+
+def _root() -> None:
+    """quietline: 谢绝来电 registry, consent ledger, screening, complaints and more."""
 
 
 def build(only: str | None = None) -> typer.Typer:
@@ -43,6 +48,9 @@ def build(only: str | None = None) -> typer.Typer:
         pretty_exceptions_enable=False,
         add_completion=False,
     )
+    # A callback keeps the tree a command group even when it holds one command (``serve`` alone):
+    # Typer would otherwise run that command directly and refuse the word ``serve`` as an argument.
+    cli.callback()(_root)
     for name, (module, attribute) in GROUPS.items():
         if only is None or only == name:
             cli.add_typer(getattr(import_module(module), attribute), name=name)
