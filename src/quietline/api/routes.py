@@ -9,6 +9,7 @@ from quietline.api import callerauth as callerauth_api
 from quietline.api import complaints as complaints_api
 from quietline.api import marks as marks_api
 from quietline.api import numbers as numbers_api
+from quietline.api import oversight as oversight_api
 from quietline.api import screening as screening_api
 
 
@@ -20,4 +21,5 @@ def include_all(app: FastAPI) -> None:
     app.include_router(complaints_api.router)
     app.include_router(callerauth_api.router)
     app.include_router(marks_api.router)
+    app.include_router(oversight_api.router)
     screening_api.install(app)  # the screening router and the engine's shutdown

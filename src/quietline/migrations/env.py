@@ -23,6 +23,7 @@ MODEL_MODULES = (
     "quietline.screening.orm",
     "quietline.callerauth.orm",
     "quietline.reactions.orm",
+    "quietline.oversight.orm",
 )
 
 for name in MODEL_MODULES:

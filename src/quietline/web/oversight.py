@@ -15,21 +15,27 @@ from datetime import timedelta, timezone
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from quietline.complaints import queries as complaints_queries
 from quietline.complaints.model import STAGE_LABELS, CaseState, Stage
 from quietline.jobs import schedule
 from quietline.marks import queries as marks_queries
 from quietline.marks.model import HighRiskState
+from quietline.oversight import actions as oversight_actions
+from quietline.oversight import queries as oversight_queries
+from quietline.oversight.model import Quarter
+from quietline.platform.errors import QuietlineError
 from quietline.platform.runtime import Runtime
 from quietline.vocabulary import Carrier, Role, VocabularyError
 from quietline.web import staff
+from quietline.web.portal import templates
 
 CHINA_TIME = timezone(timedelta(hours=8), "CST")
 PATH = "/staff/oversight"
 router = APIRouter(include_in_schema=False)
 staff.add_nav(PATH, "监管总览", Role.REGULATOR, Role.OPERATOR)
+staff.add_nav("/staff/reviews", "季度盘点", Role.REGULATOR, Role.OPERATOR)
 
 #: The lists the API exports (complaints.export), with their Chinese names.
 EXPORTS = (
@@ -126,3 +132,96 @@ def overview(request: Request) -> Response:
         as_of=now.astimezone(CHINA_TIME),
         china=CHINA_TIME,
     )
+
+
+# --- quarterly reviews (盘点): public pages, and the centre's draft and publish -----------------------
+
+
+@router.get("/reviews", response_class=HTMLResponse)
+def public_reviews(request: Request) -> Response:
+    """Published reviews, for everyone (aggregate counts only)."""
+    with _rt(request).sessions() as session:
+        rows = oversight_queries.published_quarters(session)
+    return templates.TemplateResponse(request, "reviews.html", {"reviews": rows, "actor": None})
+
+
+@router.get("/reviews/{quarter}", response_class=HTMLResponse)
+def public_review(request: Request, quarter: str) -> Response:
+    try:
+        q = Quarter.parse(quarter)
+    except QuietlineError:
+        q = None
+    body = None
+    if q is not None:
+        with _rt(request).sessions() as session:
+            body = oversight_queries.published(session, q)
+    if body is None:
+        return templates.TemplateResponse(
+            request,
+            "reviews.html",
+            {"reviews": [], "actor": None, "error": "该季度的盘点尚未发布。"},
+            status_code=404,
+        )
+    return templates.TemplateResponse(request, "review.html", {"r": body, "actor": None})
+
+
+def _last_finished(rt: Runtime) -> Quarter:
+    return Quarter.containing(rt.clock.now()).previous()
+
+
+@router.get("/staff/reviews", response_class=HTMLResponse)
+def staff_reviews(request: Request) -> Response:
+    actor = staff.staff_actor(request, Role.REGULATOR, Role.OPERATOR)
+    if isinstance(actor, Response):
+        return actor
+    return RedirectResponse(f"/staff/reviews/{_last_finished(_rt(request)).code}", status_code=303)
+
+
+def _draft_page(request: Request, actor: Any, q: Quarter, **extra: Any) -> Response:
+    rt = _rt(request)
+    now = rt.clock.now()
+    with rt.sessions() as session:
+        draft = oversight_queries.draft_review(session, q, now=now).as_dict()
+        published = oversight_queries.published(session, q)
+    current = Quarter.containing(now)
+    nearby = [
+        current.previous().previous().previous(),
+        current.previous().previous(),
+        current.previous(),
+        current,
+    ]
+    return staff.render(
+        request,
+        "staff_review.html",
+        actor,
+        r=draft,
+        published_at=published["published_at"] if published else None,
+        can_publish=q.is_over(now),
+        nearby=nearby,
+        **extra,
+    )
+
+
+@router.get("/staff/reviews/{quarter}", response_class=HTMLResponse)
+def staff_review(request: Request, quarter: str) -> Response:
+    actor = staff.staff_actor(request, Role.REGULATOR, Role.OPERATOR)
+    if isinstance(actor, Response):
+        return actor
+    try:
+        q = Quarter.parse(quarter)
+    except QuietlineError as exc:
+        return staff.render(request, "staff_denied.html", actor, status_code=422, error=exc.message)
+    return _draft_page(request, actor, q)
+
+
+@router.post("/staff/reviews/{quarter}/publish", response_class=HTMLResponse)
+def staff_publish(request: Request, quarter: str) -> Response:
+    actor = staff.staff_actor(request, Role.REGULATOR, Role.OPERATOR)
+    if isinstance(actor, Response):
+        return actor
+    try:
+        q = Quarter.parse(quarter)
+        oversight_actions.publish_review(_rt(request), actor, q)
+    except QuietlineError as exc:
+        return staff.render(request, "staff_denied.html", actor, status_code=exc.status, error=exc.message)
+    return RedirectResponse(f"/reviews/{q.code}", status_code=303)
