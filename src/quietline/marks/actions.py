@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, text, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,7 @@ from quietline.marks.model import (
     Label,
     Mark,
     RateLimit,
+    ReporterProfile,
     Reputation,
     ReputationPolicy,
     Severity,
@@ -43,6 +44,7 @@ from quietline.marks.orm import (
     ReporterRow,
     ReviewRow,
 )
+from quietline.marks.pgbulk import REPORTER_COLUMNS, PgStage, ReporterState
 from quietline.marks.settings import get_marks_settings
 from quietline.numbers import PhoneNumber, parse
 from quietline.platform import audit, changefeed
@@ -116,7 +118,8 @@ class IngestResult:
     rejected: list[Rejected] = field(default_factory=list)
     label_changes: int = 0
     reputations: dict[str, Reputation] = field(default_factory=dict)
-    written: list[Mark] = field(default_factory=list)  # the live marks this call wrote
+    #: The live marks a ``strict`` call wrote (single marks; bulk calls report counts and rejections).
+    written: list[Mark] = field(default_factory=list)
     replaced_labels: dict[tuple[str, str], Label] = field(default_factory=dict)
 
 
@@ -188,34 +191,77 @@ class _Parsed:
     device: str | None
 
 
+def _plain_mobile(text: str) -> str:
+    """``+86`` and an 11-digit mobile number (``1…``) → the 11 digits, the spelling ``parse`` takes on its
+    fast path; the same number, since mainland mobile numbers are dialled without a trunk prefix (a
+    fixed line is not: ``+86 510…`` is ``0510…``, so only numbers starting with 1 are shortened).
+    Anything else is returned unchanged."""
+    if len(text) == 14 and text.startswith("+861") and text.isascii() and text[3:].isdigit():
+        return text[3:]
+    return text
+
+
+def _checked_time(at: datetime, latest: datetime) -> datetime:
+    if at.tzinfo is None:
+        raise InvalidInput("give the time with a UTC offset (ISO 8601)", field="at")
+    if at > latest:
+        raise InvalidInput(f"{at.isoformat()} is in the future", field="at")
+    return at
+
+
+def _device(text: str) -> str | None:
+    device = text.strip() or None
+    if device is not None and len(device) > 64:
+        raise InvalidInput("at most 64 characters", field="device")
+    return device
+
+
 def _parse_items(
     items: Sequence[MarkInput], now: datetime, strict: bool, result: IngestResult
 ) -> list[_Parsed]:
+    """Check and normalise each mark; a rejected one is reported with its index (or raised, ``strict``).
+
+    A batch repeats the same numbers, reporters and labels many times, so each distinct text is parsed
+    once and its outcome (the canonical form, or the error) reused for every item that spells it so."""
     parsed: list[_Parsed] = []
-    numbers: dict[str, str] = {}  # the same numbers recur within a batch: parse each text once
-    reporters: dict[str, PhoneNumber] = {}
+    # Each distinct text → its canonical form, or the error to report for it.
+    numbers: dict[str, str | InvalidInput] = {}
+    reporters: dict[str, str | InvalidInput] = {}
     labels: dict[str, Label] = {}
+    latest = now + FUTURE_TOLERANCE
+
+    def number_of(text: str) -> str | InvalidInput:
+        try:
+            return _markable(_plain_mobile(text), "number").e164
+        except InvalidInput as exc:
+            return exc
+
+    def reporter_of(text: str) -> str | InvalidInput:
+        try:
+            phone = parse(_plain_mobile(text), field="reporter")
+        except InvalidInput as exc:
+            return exc
+        if phone.type is not NumberType.MOBILE and phone.type is not NumberType.RESALE:
+            return InvalidInput("a reporter is a verified mobile subscriber number", field="reporter")
+        return phone.e164
+
     for index, item in enumerate(items):
         try:
-            number = numbers.get(item.number) or numbers.setdefault(
-                item.number, _markable(item.number, "number").e164
-            )
-            reporter = reporters.get(item.reporter) or reporters.setdefault(
-                item.reporter, parse(item.reporter, field="reporter")
-            )
-            if reporter.type not in (NumberType.MOBILE, NumberType.RESALE):
-                raise InvalidInput("a reporter is a verified mobile subscriber number", field="reporter")
-            if reporter.e164 == number:
+            number = numbers.get(item.number)
+            if number is None:
+                number = numbers[item.number] = number_of(item.number)
+            if isinstance(number, InvalidInput):
+                raise number
+            reporter = reporters.get(item.reporter)
+            if reporter is None:
+                reporter = reporters[item.reporter] = reporter_of(item.reporter)
+            if isinstance(reporter, InvalidInput):
+                raise reporter
+            if reporter == number:
                 raise InvalidInput("a subscriber cannot mark its own number", field="number")
             label = labels.get(item.label) or labels.setdefault(item.label, Label.parse(item.label, "label"))
-            at = item.at or now
-            if at.tzinfo is None:
-                raise InvalidInput("give the time with a UTC offset (ISO 8601)", field="at")
-            if at > now + FUTURE_TOLERANCE:
-                raise InvalidInput(f"{at.isoformat()} is in the future", field="at")
-            device = (item.device or "").strip() or None
-            if device is not None and len(device) > 64:
-                raise InvalidInput("at most 64 characters", field="device")
+            at = now if item.at is None else _checked_time(item.at, latest)
+            device = None if item.device is None else _device(item.device)
         except InvalidInput as exc:
             if strict:
                 raise
@@ -226,7 +272,7 @@ def _parse_items(
                 raise
             result.rejected.append(Rejected(index, "label", str(exc)))
             continue
-        parsed.append(_Parsed(index, number, reporter.e164, label, at, device))
+        parsed.append(_Parsed(index, number, reporter, label, at, device))
     return parsed
 
 
@@ -238,119 +284,72 @@ class _Window:
     vouched: bool
     window_start: datetime
     window_count: int
+    agreed: int = 0
+    disagreed: int = 0
+    verified_complaints: int = 0
     changed: bool = False
+
+    @classmethod
+    def of(cls, state: ReporterState) -> tuple[str, _Window]:
+        reporter, first_seen, vouched, start, count, agreed, disagreed, complaints = state
+        return reporter, cls(first_seen, vouched, start, count, agreed, disagreed, complaints)
+
+    def profile(self, reporter: str) -> ReporterProfile:
+        """The reporter as the reputation model weighs it, with this batch's update applied."""
+        return ReporterProfile(
+            reporter, self.first_seen, self.agreed, self.disagreed, self.verified_complaints, self.vouched
+        )
 
 
 def _lock_reporters(session: Session, reporters: Sequence[str], now: datetime) -> dict[str, _Window]:
-    """The reporters' rows, locked until the transaction ends so concurrent batches count correctly.
+    """SQLite: the reporters' rows, new reporters created first (``ON CONFLICT DO NOTHING``).
 
-    Reporters seen for the first time get their row first (``ON CONFLICT DO NOTHING``: a concurrent
-    batch that creates the same reporter wins, and this one then waits for and locks that row), so
-    every rate-limit window counted below is a locked row and no count is lost between batches."""
-    columns = (
-        ReporterRow.reporter,
-        ReporterRow.first_seen,
-        ReporterRow.vouched,
-        ReporterRow.window_start,
-        ReporterRow.window_count,
-    )
+    SQLite write transactions hold the database's write lock from ``BEGIN`` (``sessions.begin``), so
+    no concurrent batch can count a window in between; the rows need no lock of their own. PostgreSQL
+    locks each row instead (``pgbulk.PgStage.lock_reporters``)."""
 
-    def lock(names: Sequence[str]) -> dict[str, _Window]:
+    def load(names: Sequence[str]) -> dict[str, _Window]:
         found: dict[str, _Window] = {}
         for part in queries.chunks(sorted(names)):
-            query = (
-                select(*columns).where(queries.one_of(session, ReporterRow.reporter, part)).with_for_update()
-            )
-            for reporter, first_seen, vouched, window_start, window_count in session.execute(query):
-                found[reporter] = _Window(first_seen, vouched, window_start, window_count)
+            query = select(*REPORTER_COLUMNS).where(ReporterRow.reporter.in_(part)).with_for_update()
+            for reporter, first, vouched, start, count, agreed, against, complaints in session.execute(query):
+                found[reporter] = _Window(first, vouched, start, count, agreed, against, complaints)
         return found
 
-    rows = lock(reporters)
+    rows = load(reporters)
     missing = [r for r in reporters if r not in rows]
     if missing:
-        if session.get_bind().dialect.name == "postgresql":
-            # COPY the names into a temporary table, then one INSERT … SELECT … ON CONFLICT DO NOTHING.
-            session.execute(
-                text(
-                    "CREATE TEMPORARY TABLE IF NOT EXISTS marks_new_reporters (reporter varchar(32))"
-                    " ON COMMIT DELETE ROWS"
-                )
-            )
-            _copy(session, "COPY marks_new_reporters (reporter) FROM STDIN", ((r,) for r in missing))
-            inserted = session.execute(
-                text(
-                    "INSERT INTO marks_reporters (reporter, first_seen, agreed, disagreed,"
-                    " verified_complaints, vouched, window_start, window_count)"
-                    " SELECT reporter, :now, 0, 0, 0, false, :now, 0 FROM marks_new_reporters"
-                    " ON CONFLICT (reporter) DO NOTHING RETURNING reporter"
-                ),
-                {"now": now},
-            )
-            created = set(inserted.scalars())
-        else:
-            fresh = [
-                {
-                    "reporter": reporter,
-                    "first_seen": now,
-                    "agreed": 0,
-                    "disagreed": 0,
-                    "verified_complaints": 0,
-                    "vouched": False,
-                    "window_start": now,
-                    "window_count": 0,
-                }
-                for reporter in missing
-            ]
-            statement = sqlite_insert(ReporterRow).on_conflict_do_nothing(index_elements=["reporter"])
-            created = set(
-                session.connection().execute(statement.returning(ReporterRow.reporter), fresh).scalars()
-            )
-        rows.update({r: _Window(now, False, now, 0) for r in created})  # ours: new rows are locked already
-        raced = [r for r in missing if r not in created]  # a concurrent batch created them first
+        fresh = [
+            {
+                "reporter": reporter,
+                "first_seen": now,
+                "agreed": 0,
+                "disagreed": 0,
+                "verified_complaints": 0,
+                "vouched": False,
+                "window_start": now,
+                "window_count": 0,
+            }
+            for reporter in missing
+        ]
+        statement = sqlite_insert(ReporterRow).on_conflict_do_nothing(index_elements=["reporter"])
+        inserted = session.connection().execute(statement.returning(ReporterRow.reporter), fresh)
+        created = set(inserted.scalars())
+        rows.update({r: _Window(now, False, now, 0) for r in created})
+        raced = [r for r in missing if r not in created]
         if raced:
-            rows.update(lock(raced))
+            rows.update(load(raced))
     return rows
 
 
-def _write_reporters(session: Session, windows: dict[str, _Window]) -> None:
-    """Write back the changed rows (all of them exist and are locked, see ``_lock_reporters``)."""
-    changed = [
-        {
-            "b_reporter": reporter,
-            "first_seen": w.first_seen,
-            "vouched": w.vouched,
-            "window_start": w.window_start,
-            "window_count": w.window_count,
-        }
-        for reporter, w in windows.items()
-        if w.changed
-    ]
+def _write_reporters(session: Session, windows: dict[str, _Window], stage: PgStage | None) -> None:
+    """Write back the changed rate-limit windows (all of the rows exist and are locked)."""
+    changed = [(reporter, w) for reporter, w in windows.items() if w.changed]
     if not changed:
         return
-    if session.get_bind().dialect.name == "postgresql":
-        # COPY into a temporary table, then one UPDATE … FROM it.
-        session.execute(
-            text(
-                "CREATE TEMPORARY TABLE IF NOT EXISTS marks_reporters_incoming (reporter varchar(32),"
-                " first_seen timestamptz, vouched boolean, window_start timestamptz, window_count integer)"
-                " ON COMMIT DELETE ROWS"
-            )
-        )
-        _copy(
-            session,
-            "COPY marks_reporters_incoming (reporter, first_seen, vouched, window_start, window_count)"
-            " FROM STDIN",
-            (
-                (r["b_reporter"], r["first_seen"], r["vouched"], r["window_start"], r["window_count"])
-                for r in changed
-            ),
-        )
-        session.execute(
-            text(
-                "UPDATE marks_reporters AS r SET first_seen = i.first_seen, vouched = i.vouched,"
-                " window_start = i.window_start, window_count = i.window_count"
-                " FROM marks_reporters_incoming AS i WHERE r.reporter = i.reporter"
-            )
+    if stage is not None:
+        stage.write_reporters(
+            [(r, w.first_seen, w.vouched, w.window_start, w.window_count) for r, w in changed]
         )
         return
     session.connection().execute(
@@ -362,70 +361,23 @@ def _write_reporters(session: Session, windows: dict[str, _Window]) -> None:
             window_start=bindparam("window_start"),
             window_count=bindparam("window_count"),
         ),
-        changed,
+        [
+            {
+                "b_reporter": r,
+                "first_seen": w.first_seen,
+                "vouched": w.vouched,
+                "window_start": w.window_start,
+                "window_count": w.window_count,
+            }
+            for r, w in changed
+        ],
     )
 
 
-_AUDIT_COLUMNS = ("at", "actor_role", "actor", "action", "subject_type", "subject", "before", "after")
-_MARK_COLUMNS = ("number", "reporter", "label", "at", "device")
-
-
-def _copy(session: Session, statement: str, rows: Iterable[tuple[Any, ...]]) -> None:
-    """PostgreSQL ``COPY … FROM STDIN`` on the session's own connection (inside its transaction): the
-    fastest way into PostgreSQL, several times faster than a batched INSERT."""
-    from psycopg.types.json import Json
-
-    raw = session.connection().connection.driver_connection
-    if raw is None:  # pragma: no cover - a live session always holds a driver connection
-        raise RuntimeError("no database connection")
-    with raw.cursor() as cursor, cursor.copy(statement) as copy:
-        for row in rows:
-            copy.write_row(tuple(Json(v) if isinstance(v, dict) else v for v in row))
-
-
-def _append_audit(session: Session, rows: list[dict[str, Any]]) -> None:
-    """One audit row per mark into the platform's append-only audit table, in this transaction: by
-    COPY on PostgreSQL, else a Core executemany (the rows ``audit.record`` would add, without
-    its ORM bulk path, which costs several times more per row)."""
-    if not rows:
-        return
-    if session.get_bind().dialect.name == "postgresql":
-        _copy(
-            session,
-            f"COPY audit_log ({', '.join(_AUDIT_COLUMNS)}) FROM STDIN",
-            (tuple(row[c] for c in _AUDIT_COLUMNS) for row in rows),
-        )
-    else:
-        session.connection().execute(insert(audit.AuditEntry), rows)
-
-
 def _upsert_marks(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Insert or replace live marks (one per reporter per number). PostgreSQL: COPY into a temporary
-    table, then one INSERT … ON CONFLICT DO UPDATE from it; SQLite: one executemany upsert."""
+    """SQLite: insert or replace live marks (one per reporter per number) in one executemany upsert.
+    PostgreSQL upserts from its staging table (``pgbulk.PgStage.upsert``)."""
     if not rows:
-        return
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        session.execute(
-            text(
-                "CREATE TEMPORARY TABLE IF NOT EXISTS marks_incoming (number varchar(32),"
-                " reporter varchar(32), label varchar(40), at timestamptz, device varchar(64))"
-                " ON COMMIT DELETE ROWS"
-            )
-        )
-        _copy(
-            session,
-            f"COPY marks_incoming ({', '.join(_MARK_COLUMNS)}) FROM STDIN",
-            (tuple(row[c] for c in _MARK_COLUMNS) for row in rows),
-        )
-        session.execute(
-            text(
-                "INSERT INTO marks_marks (number, reporter, label, at, device)"
-                " SELECT number, reporter, label, at, device FROM marks_incoming"
-                " ON CONFLICT (number, reporter) DO UPDATE"
-                " SET label = excluded.label, at = excluded.at, device = excluded.device"
-            )
-        )
         return
     lite = sqlite_insert(MarkRow)
     statement = lite.on_conflict_do_update(
@@ -445,10 +397,15 @@ def _admit(
     vouch: bool,
     recycled: dict[str, datetime],
     result: IngestResult,
-) -> dict[tuple[str, str], _Parsed]:
+    stage: PgStage | None,
+) -> tuple[dict[tuple[str, str], _Parsed], dict[str, _Window]]:
     """Apply the rules that need the database: no mark from before a recycling (二次放号), and the
-    per-reporter rate limit (a fixed window counted on the reporter's row, locked for the update)."""
-    reporter_rows = _lock_reporters(session, sorted({p.reporter for p in parsed}), now)
+    per-reporter rate limit (a fixed window counted on the reporter's row, locked for the update).
+    Returns the accepted marks (the last one of each reporter on each number) and the reporters' rows."""
+    if stage is not None:
+        reporter_rows = dict(_Window.of(state) for state in stage.lock_reporters(now))
+    else:
+        reporter_rows = _lock_reporters(session, sorted({p.reporter for p in parsed}), now)
     accepted: dict[tuple[str, str], _Parsed] = {}
 
     def reject(item: _Parsed, field_name: str, message: str, error: type[InvalidInput | RateLimited]) -> None:
@@ -456,6 +413,7 @@ def _admit(
             raise error(message, field=field_name)
         result.rejected.append(Rejected(item.index, field_name, message))
 
+    window = limit.window
     for item in parsed:
         since = recycled.get(item.number)
         if since is not None and item.at < since:
@@ -472,23 +430,23 @@ def _admit(
         # A dated mark proves the reporter's account existed then (account age weighs credibility).
         row.first_seen = min(row.first_seen, item.at)
         row.vouched = row.vouched or vouch
-        if now - row.window_start >= limit.window:
+        if now - row.window_start >= window:
             row.window_start = now
             row.window_count = 0
         if row.window_count >= limit.limit:
-            hours = int(limit.window.total_seconds() // 3600)
+            hours = int(window.total_seconds() // 3600)
             reject(
                 item,
                 "reporter",
                 f"reporter {item.reporter} reached {limit.limit} marks per {hours} h; "
-                f"try again after {(row.window_start + limit.window).isoformat()}",
+                f"try again after {(row.window_start + window).isoformat()}",
                 RateLimited,
             )
             continue
         row.window_count += 1
         accepted[(item.number, item.reporter)] = item
-    _write_reporters(session, reporter_rows)
-    return accepted
+    _write_reporters(session, reporter_rows, stage)
+    return accepted, reporter_rows
 
 
 def _new_reporter(reporter: str, now: datetime) -> ReporterRow:
@@ -522,6 +480,13 @@ def ingest(
 
     Every mark gets an audit row; each rejected mark is reported with its index and reason (never
     dropped silently); ``strict`` raises on the first rejection instead (single marks).
+
+    ``result.reputations`` holds the numbers whose labels were re-judged: every touched number under
+    ``strict``; otherwise those with enough distinct reporters to display a label at all (the others
+    cannot have changed a displayed state, see ``queries.reputations``).
+
+    On PostgreSQL the batch goes through one staging table (``pgbulk``): a few set-based statements
+    whatever the batch size. On SQLite, executemany statements inside the write lock.
     """
     _require(actor, Role.SUBSCRIBER, Role.OPERATOR, what="marking a number")
     policy = _policy(policy)
@@ -535,10 +500,15 @@ def ingest(
                 raise PermissionDenied("a subscriber marks only as itself", field="reporter")
             item.at = now  # a subscriber's own mark is dated by the server, never backdated
     with rt.sessions.begin() as session:
-        numbers = sorted({p.number for p in parsed})
-        existing = queries.load_marks(session, numbers)
-        recycled = queries.last_recycled(session, numbers)
-        accepted = _admit(
+        stage = PgStage(session, parsed) if session.get_bind().dialect.name == "postgresql" else None
+        if stage is not None:
+            existing = stage.existing()
+            recycled = stage.recycled()
+        else:
+            numbers = sorted({p.number for p in parsed})
+            existing = queries.load_marks(session, numbers)
+            recycled = queries.last_recycled(session, numbers)
+        accepted, windows = _admit(
             session,
             parsed,
             now=now,
@@ -547,62 +517,49 @@ def ingest(
             vouch=actor.role is Role.OPERATOR,
             recycled=recycled,
             result=result,
+            stage=stage,
         )
         before = {(m.number, m.reporter): m for ms in existing.values() for m in ms}
-        _upsert_marks(
-            session,
-            [
-                {
-                    "number": p.number,
-                    "reporter": p.reporter,
-                    "label": p.label.value,
-                    "at": p.at,
-                    "device": p.device,
-                }
-                for p in accepted.values()
-            ],
-        )
-        audit_rows = []
-        for key, p in accepted.items():
+        for key in accepted:
             old = before.get(key)
             if old is not None:
                 result.replaced += 1
                 result.replaced_labels[key] = old.label
-            audit_rows.append(
-                {
-                    "at": now,
-                    "actor_role": actor.role.value,
-                    "actor": str(actor),
-                    "action": "marks.add",
-                    "subject_type": "number",
-                    "subject": p.number,
-                    "before": None if old is None else {"label": old.label.value, "at": old.at.isoformat()},
-                    "after": {
-                        "label": p.label.value,
+        if stage is not None:
+            # The audit rows read the replaced marks, so they go in before the upsert replaces them.
+            stage.keep(p.index for p in accepted.values())
+            stage.audit(actor, now)
+            stage.upsert()
+        else:
+            _upsert_marks(
+                session,
+                [
+                    {
+                        "number": p.number,
                         "reporter": p.reporter,
-                        "at": p.at.isoformat(),
+                        "label": p.label.value,
+                        "at": p.at,
                         "device": p.device,
-                    },
-                }
+                    }
+                    for p in accepted.values()
+                ],
             )
-        _append_audit(session, audit_rows)
+            _append_audit(session, _audit_rows(actor, now, accepted, before))
         result.accepted = len(accepted)
-        result.written = [Mark(p.number, p.reporter, p.label, p.at, p.device) for p in accepted.values()]
-        # Re-judge the touched numbers on the marks now live (the ones just written replace theirs).
-        for mark in result.written:
-            before[(mark.number, mark.reporter)] = mark
-        touched = {p.number for p in accepted.values()}
-        merged: dict[str, list[Mark]] = defaultdict(list)
-        for mark in before.values():
-            if mark.number in touched:
-                merged[mark.number].append(mark)
+        # Re-judge the touched numbers on the marks now live (the new ones replace the reporters' old).
+        merged = _live_after(existing, accepted, least=0 if strict else policy.min_reporters)
+        if strict:
+            result.written = [m for ms in merged.values() for m in ms if (m.number, m.reporter) in accepted]
+        needed = {m.reporter for ms in merged.values() for m in ms}
+        profiles = {r: windows[r].profile(r) for r in needed if r in windows}
         result.reputations = queries.reputations(
             session,
-            sorted(touched),
+            sorted(merged),
             now,
             policy,
             marks=merged,
             recycled=recycled,
+            profiles=profiles,
             displayable_only=not strict,
         )
         # Ingestion only adds or replaces marks, so a number left below the reporter threshold had no
@@ -612,33 +569,95 @@ def ingest(
     return result
 
 
+def _live_after(
+    existing: dict[str, list[Mark]], accepted: dict[tuple[str, str], _Parsed], *, least: int
+) -> dict[str, list[Mark]]:
+    """The live marks of each touched number once ``accepted`` replaced its reporters' old marks, for
+    the numbers with at least ``least`` of them. Live marks are one per reporter, so a number with fewer
+    marks than ``least`` (bulk: the policy's ``min_reporters``) cannot display a label and is ruled out
+    before any mark object is built for it (``queries.reputations`` would skip it anyway)."""
+    fresh: dict[str, list[_Parsed]] = defaultdict(list)
+    for p in accepted.values():
+        fresh[p.number].append(p)
+    merged: dict[str, list[Mark]] = {}
+    for number, new in fresh.items():
+        old = existing.get(number, ())
+        if len(old) + len(new) < least:
+            continue
+        again = {p.reporter for p in new}
+        marks = [m for m in old if m.reporter not in again]
+        marks.extend(Mark(p.number, p.reporter, p.label, p.at, p.device) for p in new)
+        if len(marks) >= least:
+            merged[number] = marks
+    return merged
+
+
+def _audit_rows(
+    actor: Actor, now: datetime, accepted: dict[tuple[str, str], _Parsed], before: dict[tuple[str, str], Mark]
+) -> list[dict[str, Any]]:
+    """SQLite: the ``marks.add`` audit row of each accepted mark, with the mark it replaces."""
+    rows = []
+    role, name = actor.role.value, str(actor)
+    for key, p in accepted.items():
+        old = before.get(key)
+        rows.append(
+            {
+                "at": now,
+                "actor_role": role,
+                "actor": name,
+                "action": "marks.add",
+                "subject_type": "number",
+                "subject": p.number,
+                "before": None if old is None else {"label": old.label.value, "at": old.at.isoformat()},
+                "after": {
+                    "label": p.label.value,
+                    "reporter": p.reporter,
+                    "at": p.at.isoformat(),
+                    "device": p.device,
+                },
+            }
+        )
+    return rows
+
+
+def _append_audit(session: Session, rows: list[dict[str, Any]]) -> None:
+    """SQLite: one audit row per mark into the platform's append-only audit table, in this transaction,
+    by a Core executemany (the rows ``audit.record`` would add, without its ORM bulk path, which costs
+    several times more per row)."""
+    if rows:
+        session.connection().execute(insert(audit.AuditEntry), rows)
+
+
 def _sync(session: Session, actor: Actor, reps: dict[str, Reputation], now: datetime) -> int:
     """Store and announce every change of a label's displayed state; open reviews for verified numbers
     the crowd would turn red; put numbers the crowd shows as 疑似诈骗 on the high-risk list."""
     if not reps:
         return 0
-    states: dict[str, dict[str, LabelStateRow]] = defaultdict(dict)
+    # Core statements, not ORM objects: a bulk batch re-judges thousands of numbers.
+    connection = session.connection()
+    states: dict[str, dict[str, bool]] = defaultdict(dict)
+    columns = (LabelStateRow.number, LabelStateRow.label, LabelStateRow.displayed)
     for part in queries.chunks(sorted(reps)):
-        for state in session.scalars(
-            select(LabelStateRow).where(queries.one_of(session, LabelStateRow.number, part))
-        ):
-            states[state.number][state.label] = state
+        query = select(*columns).where(queries.one_of(session, LabelStateRow.number, part))
+        for number, code, displayed in connection.execute(query):
+            states[number][code] = displayed
+    fresh: list[dict[str, Any]] = []
+    moved: list[dict[str, Any]] = []
     changes: list[dict[str, Any]] = []
     for number, rep in reps.items():
         shown = {lr.label.value: lr.displayed for lr in rep.labels}
         known = states.get(number, {})
         for code in sorted(set(shown) | set(known)):
             displayed = shown.get(code, False)
-            row = known.get(code)
-            if row is None:
+            was = known.get(code)
+            if was is None:
                 if not displayed:
                     continue
-                session.add(LabelStateRow(number=number, label=code, displayed=True, updated_at=now))
-            elif row.displayed == displayed:
+                fresh.append({"number": number, "label": code, "displayed": True, "updated_at": now})
+            elif was == displayed:
                 continue
             else:
-                row.displayed = displayed
-                row.updated_at = now
+                moved.append({"b_number": number, "b_label": code, "displayed": displayed, "updated_at": now})
             changes.append(
                 {
                     "topic": TOPIC_LABEL,
@@ -659,8 +678,23 @@ def _sync(session: Session, actor: Actor, reps: dict[str, Reputation], now: date
                 reason=f"{fraud.count} 位用户标记为疑似诈骗，置信度 {fraud.confidence:.0%}",
                 now=now,
             )
+    _store_states(session, fresh, moved)
     changefeed.emit_many(session, changes)
     return len(changes)
+
+
+def _store_states(session: Session, fresh: list[dict[str, Any]], moved: list[dict[str, Any]]) -> None:
+    """Insert the first displayed states and update the ones that moved (executemany each)."""
+    connection = session.connection()
+    if fresh:
+        connection.execute(insert(LabelStateRow), fresh)
+    if moved:
+        connection.execute(
+            update(LabelStateRow)
+            .where(LabelStateRow.number == bindparam("b_number"), LabelStateRow.label == bindparam("b_label"))
+            .values(displayed=bindparam("displayed"), updated_at=bindparam("updated_at")),
+            moved,
+        )
 
 
 def _open_review(session: Session, actor: Actor, rep: Reputation, now: datetime) -> None:

@@ -139,24 +139,35 @@ def reputations(
     *,
     marks: dict[str, list[Mark]] | None = None,
     recycled: dict[str, datetime] | None = None,
+    profiles: dict[str, ReporterProfile] | None = None,
     displayable_only: bool = False,
 ) -> dict[str, Reputation]:
     """Reputation of several (already normalised) numbers in a few queries.
 
     ``displayable_only`` (bulk ingestion): a number with fewer distinct live reporters than the policy's
-    ``min_reporters`` cannot display any label, so it gets an empty ``Reputation`` without the full
-    computation — the caller only needs displayed states then.
+    ``min_reporters`` cannot display any label, so it is left out of the answer without any computation
+    — the caller only needs the numbers whose displayed states may have changed. (A number with fewer
+    live marks than the threshold cannot have that many distinct reporters: no set is built for it.)
+    ``profiles``: reporters the caller already holds (ingestion has just locked and updated them).
     """
     policy = policy or get_marks_settings().policy()
     marks = load_marks(session, numbers) if marks is None else marks
     recycled = last_recycled(session, numbers) if recycled is None else recycled
-    judged = list(numbers)
+    found: dict[str, Reputation] = {}
     if displayable_only:
-        judged = [n for n in numbers if len({m.reporter for m in marks.get(n, ())}) >= policy.min_reporters]
+        least = policy.min_reporters
+        judged = []
+        for number in numbers:
+            live = marks.get(number, ())
+            if len(live) >= least and len({m.reporter for m in live}) >= least:
+                judged.append(number)
+    else:
+        judged = list(numbers)
+        found = {number: Reputation(number, (), None, False, now) for number in numbers}
+    known = profiles or {}
     reporters = {m.reporter for n in judged for m in marks.get(n, ())}
-    profiles = load_profiles(session, reporters)
+    profiles = {**known, **load_profiles(session, [r for r in reporters if r not in known])}
     identities = load_identities(session, judged)
-    found = {number: Reputation(number, (), None, False, now) for number in numbers}
     for number in judged:
         found[number] = reputation(
             number,

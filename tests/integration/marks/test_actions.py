@@ -363,3 +363,47 @@ def test_successive_batches_share_one_rate_limit_window(any_runtime: Runtime) ->
     assert actions.ingest(any_runtime, OP, first, rate_limit=limit).accepted == 3
     result = actions.ingest(any_runtime, OP, second, rate_limit=limit)
     assert (result.accepted, len(result.rejected)) == (1, 2)
+
+
+def test_bulk_ingest_writes_the_same_rows_on_both_backends(any_runtime: Runtime) -> None:
+    """The PostgreSQL path stages the batch with COPY and writes set-based: the same live marks, audit rows
+    and rate-limit windows as SQLite, whatever characters a device id holds."""
+    first_at = datetime(2026, 1, 1, 8, 0, 0, 1500, tzinfo=UTC)
+    actions.ingest(any_runtime, OP, [actions.MarkInput(NUMBER, "harassment", reporter(1), first_at)])
+    device = "id\twith\\odd\nchars 手机"
+    items = [
+        actions.MarkInput(NUMBER, "real_estate", reporter(1), first_at + timedelta(hours=1)),  # replaces
+        actions.MarkInput("+8613912340001", "one_ring", reporter(2), None, device),
+        actions.MarkInput("+8613912340001", "fraud_suspected", reporter(2)),  # same pair: the last wins
+        actions.MarkInput("+8613912340002", "harassment", reporter(2)),  # over reporter 2's limit of 2
+    ]
+    result = actions.ingest(any_runtime, OP, items, rate_limit=RateLimit(limit=2))
+    assert (result.accepted, result.replaced) == (2, 1)
+    assert result.replaced_labels == {(NUMBER, reporter(1)): Label.HARASSMENT}
+    assert [(r.index, r.field) for r in result.rejected] == [(3, "reporter")]
+    with any_runtime.sessions() as session:
+        live = queries.load_marks(session, [NUMBER, "+8613912340001", "+8613912340002"])
+        window = session.get(ReporterRow, reporter(2))
+        assert window is not None
+        assert window.window_count == 2
+        [replaced] = [e for e in audit.for_subject(session, "number", NUMBER) if e.before is not None]
+        [twice] = audit.for_subject(session, "number", "+8613912340001")
+    assert [(m.label, m.device) for m in live[NUMBER]] == [(Label.REAL_ESTATE, None)]
+    assert [(m.label, m.device) for m in live["+8613912340001"]] == [(Label.FRAUD_SUSPECTED, None)]
+    assert "+8613912340002" not in live
+    assert replaced.before == {"label": "harassment", "at": first_at.isoformat()}
+    assert replaced.after == {
+        "label": "real_estate",
+        "reporter": reporter(1),
+        "at": (first_at + timedelta(hours=1)).isoformat(),
+        "device": None,
+    }
+    assert twice.after is not None
+    assert twice.after["label"] == "fraud_suspected"
+    again = actions.ingest(
+        any_runtime, OP, [actions.MarkInput("+8613912340003", "harassment", reporter(3), None, device)]
+    )
+    assert again.accepted == 1
+    with any_runtime.sessions() as session:
+        [stored] = queries.load_marks(session, ["+8613912340003"])["+8613912340003"]
+    assert stored.device == device
