@@ -80,7 +80,9 @@ def _transport(request: Request) -> webhooks.Transport:
     return transport
 
 
-def _deliver(request: Request) -> None:
+def deliver_after_response(request: Request) -> None:
+    """Post due webhooks right after a response (background task), on the API's shared HTTP client, so a
+    forwarded case reaches its company at once; the worker's webhook job retries what fails."""
     actions.deliver_webhooks(_rt(request), _transport(request))
 
 
@@ -170,7 +172,7 @@ def file_complaint(
         source="api",
     )
     view = actions.file_report(_rt(request), actor, filing, resolver=NumbersResolver(ledger_holder))
-    background.add_task(_deliver, request)
+    background.add_task(deliver_after_response, request)
     return _as_json(view, actor)
 
 
@@ -188,7 +190,7 @@ def sms_intake(request: Request, body: SmsIn, actor: Operator, background: Backg
     view = actions.file_sms_report(
         _rt(request), actor, sender=body.sender, body=body.body, resolver=NumbersResolver(ledger_holder)
     )
-    background.add_task(_deliver, request)
+    background.add_task(deliver_after_response, request)
     return _as_json(view, actor)
 
 
@@ -324,7 +326,7 @@ def appeal(
     request: Request, case_id: int, body: AppealIn, actor: Closer, background: BackgroundTasks
 ) -> dict[str, Any]:
     view = actions.appeal(_rt(request), actor, case_id, body.text)
-    background.add_task(_deliver, request)
+    background.add_task(deliver_after_response, request)
     return _as_json(view, actor)
 
 
@@ -347,7 +349,7 @@ def forward(
     request: Request, case_id: int, body: ForwardIn, actor: Centre, background: BackgroundTasks
 ) -> dict[str, Any]:
     view = actions.forward(_rt(request), actor, case_id, carrier=body.carrier, company=body.company)
-    background.add_task(_deliver, request)
+    background.add_task(deliver_after_response, request)
     return _as_json(view, actor)
 
 

@@ -210,7 +210,7 @@ def _forward(session: Session, actor: Actor, row: CaseRow, now: datetime, calend
     )
 
 
-def _may_act_for(actor: Actor, row: CaseRow) -> None:
+def may_act_for(actor: Actor, row: CaseRow) -> None:
     """Companies act only on their own cases; the 12321 operator and the regulator on any."""
     if actor.role in (Role.OPERATOR, Role.REGULATOR):
         return
@@ -481,7 +481,7 @@ def respond(
     now = rt.clock.now()
     with rt.sessions.begin() as session:
         row = queries.get_row(session, case_id)
-        _may_act_for(actor, row)
+        may_act_for(actor, row)
         cal = queries.load_calendar(session)
         _step(
             session,
@@ -538,8 +538,16 @@ def respond(
 def _answer_text(row: CaseRow) -> str:
     measure = Measure.parse(row.measure) if row.measure else Measure.NONE
     if row.result == Result.SUBSTANTIATED.value:
-        return f"您举报的号码{row.reported}经核查属实，已采取措施：{measure.label}。"
-    return f"您举报的号码{row.reported}经核查未发现违规，原因：{row.action_text or '无'}。"
+        return f"您举报的号码{_shown(row.reported)}经核查属实，已采取措施：{measure.label}。"
+    return f"您举报的号码{_shown(row.reported)}经核查未发现违规，原因：{row.action_text or '无'}。"
+
+
+def _shown(e164: str) -> str:
+    """A number as a subscriber would dial it at home (13012345678, 010-…), not in E.164."""
+    try:
+        return parse_number(e164).national
+    except InvalidInput:
+        return e164
 
 
 def answer(rt: Runtime, actor: Actor, case_id: int, text: str | None = None) -> queries.CaseView:
@@ -657,7 +665,7 @@ def attach_evidence(rt: Runtime, actor: Actor, case_id: int, *, filename: str, d
                 raise NotFound(f"no complaint {case_id}", field="id")
             party = "reporter"
         elif actor.role in (Role.CARRIER, Role.ENTERPRISE):
-            _may_act_for(actor, row)
+            may_act_for(actor, row)
             party = "company"
         else:
             party = "centre"

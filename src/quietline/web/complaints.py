@@ -7,7 +7,7 @@ has answered, and the appeal form while the appeal window is open.
 
 Staff (``web.staff`` session): ``/staff/complaints`` is the inbox. A carrier or an enterprise sees the
 cases routed to it (``queries.inbox``/``queries.may_see``, the API's rules) and records its
-verification and action (``actions.respond``, which refuses anyone ``_may_act_for`` refuses). Answering
+verification and action (``actions.respond``, which refuses anyone ``may_act_for`` refuses). Answering
 the reporter is the centre's step in the domain (``actions.answer`` admits the operator and the regulator
 only), so the 12321 operator sees every open case and answers those a company has responded to (and
 forwards cases routing could not place); the regulator sees every open case read-only.
@@ -31,7 +31,7 @@ from starlette.datastructures import UploadFile
 from quietline.api import complaints as complaints_api
 from quietline.api.auth import current_actor
 from quietline.complaints import actions, queries
-from quietline.complaints.actions import Filing, _may_act_for
+from quietline.complaints.actions import Filing, may_act_for
 from quietline.complaints.model import (
     BLOCKING_MEASURES,
     MAX_EVIDENCE_BYTES,
@@ -376,7 +376,7 @@ def _attach_all(rt: Runtime, actor: Actor, case_id: int, files: list[tuple[str, 
 def _deliver_webhooks(request: Request, background: BackgroundTasks) -> None:
     """Post the webhooks a forwarding queued, after the response, exactly as the API does (the outbox
     keeps any that fail for the scheduled ``complaints scan``)."""
-    background.add_task(complaints_api._deliver, request)  # the API's shared HTTP transport
+    background.add_task(complaints_api.deliver_after_response, request)  # the API's shared HTTP transport
 
 
 # ----------------------------------------------------------------------------------- reporter pages
@@ -692,11 +692,11 @@ def _inbox_row(actor: Actor, view: queries.CaseView, now: datetime, calendar: An
 
 def _may_respond(actor: Actor, view: queries.CaseView) -> bool:
     """The respond form is offered to the responsible company of a forwarded case: the domain's own
-    rule (``_may_act_for``), so the page offers exactly what ``actions.respond`` accepts."""
+    rule (``may_act_for``), so the page offers exactly what ``actions.respond`` accepts."""
     if actor.role not in COMPANIES or view.state is not CaseState.FORWARDED:
         return False
     try:
-        _may_act_for(actor, view.row)
+        may_act_for(actor, view.row)
     except QuietlineError:
         return False
     return True

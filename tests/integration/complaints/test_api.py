@@ -87,7 +87,7 @@ def test_report_inbox_answer_outcome_appeal(
     assert "限制呼出" in runtime.sms.last_to(credentials.subscriber_number).text  # type: ignore[attr-defined]
 
     mine = api_client.get("/v1/me/complaints", headers=me).json()
-    assert mine[0]["answer"].startswith("您举报的号码+8613900000000经核查属实")
+    assert mine[0]["answer"].startswith("您举报的号码13900000000经核查属实")
     appealed = api_client.post(f"/v1/complaints/{case['id']}/appeal", json={"text": "仍在来电"}, headers=me)
     assert (appealed.json()["state"], appealed.json()["cycle"]) == ("forwarded", 2)
     assert receiver.cases == [case["id"], case["id"]]  # the reopened case reached the carrier again

@@ -140,7 +140,7 @@ def test_companies_see_only_cases_routed_to_them(site: Site) -> None:
             headers=outsider,
         )
         assert r.status_code == 404
-    # The assisting carrier may look but not answer for the responsible one (actions._may_act_for).
+    # The assisting carrier may look but not answer for the responsible one (actions.may_act_for).
     r = site.client.post(
         f"/staff/complaints/{case_id}/respond",
         data={"result": "unsubstantiated", "action": "查无此事"},
