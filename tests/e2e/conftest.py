@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,3 +93,21 @@ def browser() -> Iterator[object]:
         )
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def issue_key(live_server: LiveServer) -> Callable[[str, str], str]:
+    """Make an API key the way an operator does (``quietline keys create``); returns the key."""
+
+    def make(role: str, subject: str) -> str:
+        cli = Path(sys.executable).parent / "quietline"
+        out = subprocess.run(
+            [str(cli), "keys", "create", "--role", role, "--subject", subject, "--json"],
+            env=live_server.env,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        return str(json.loads(out.stdout)["key"])
+
+    return make

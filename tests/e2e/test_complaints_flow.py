@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,19 +38,6 @@ def _code(server: Any, e164: str) -> str:
     return match.group(1)
 
 
-def _key(server: Any, role: str, subject: str) -> str:
-    """An API key made the way an operator makes one: ``quietline keys create``."""
-    cli = Path(sys.executable).parent / "quietline"
-    out = subprocess.run(
-        [str(cli), "keys", "create", "--role", role, "--subject", subject, "--json"],
-        env=server.env,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    return str(json.loads(out.stdout)["key"])
-
-
 def _fits_the_phone(page: Any) -> bool:
     return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
 
@@ -73,7 +57,7 @@ def _staff_login(browser: Any, server: Any, key: str, start: str) -> Any:
     return context, page
 
 
-def test_report_respond_answer_outcome_appeal(live_server: Any, browser: Any) -> None:
+def test_report_respond_answer_outcome_appeal(live_server: Any, browser: Any, issue_key: Any) -> None:
     e164 = "+86" + REPORTER
     reporter = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN")
     me = reporter.new_page()
@@ -115,7 +99,7 @@ def test_report_respond_answer_outcome_appeal(live_server: Any, browser: Any) ->
 
     # The responsible carrier signs in with its API key and finds the case in its inbox.
     company, inbox = _staff_login(
-        browser, live_server, _key(live_server, "carrier", "china_unicom"), "/staff/complaints"
+        browser, live_server, issue_key("carrier", "china_unicom"), "/staff/complaints"
     )
     row = inbox.locator(f"tr[data-case='{case_id}']")
     assert REPORTED in row.inner_text() and "企业核查反馈" in row.inner_text()
@@ -132,7 +116,7 @@ def test_report_respond_answer_outcome_appeal(live_server: Any, browser: Any) ->
 
     # Answering the reporter is the 12321 centre's step (actions.answer): the operator answers.
     centre, desk = _staff_login(
-        browser, live_server, _key(live_server, "operator", "12321-e2e"), f"/staff/complaints/{case_id}"
+        browser, live_server, issue_key("operator", "12321-e2e"), f"/staff/complaints/{case_id}"
     )
     desk.click("button:has-text('答复并短信通知')")
     desk.wait_for_url(re.compile(r"\?done=answered$"))
