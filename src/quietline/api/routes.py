@@ -20,6 +20,6 @@ def include_all(app: FastAPI) -> None:
     app.include_router(registry.router)
     app.include_router(complaints_api.router)
     app.include_router(callerauth_api.router)
-    app.include_router(marks_api.router)
+    marks_api.install(app)  # the marks router and the reputation look-up's cached fast path
     app.include_router(oversight_api.router)
     screening_api.install(app)  # the screening router and the engine's shutdown

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from importlib import import_module
@@ -79,6 +80,7 @@ def serve(
     from quietline.jobs import schedule
     from quietline.platform.scheduler import start_in_threads
 
+    os.environ["WEB_CONCURRENCY"] = str(workers)  # the worker processes share per-client limits
     stop = threading.Event()
     if jobs:
         # Scheduler threads in the serving process: job leases keep them safe beside other workers.

@@ -3,7 +3,9 @@ reviews and corrections (号码标记纠错).
 
 Each action is one transaction with its audit row(s) in it. Changes the screening engine must see go
 on the change feed in the same transaction: ``marks.label`` {"number", "label", "displayed"} whenever
-a label's displayed state changes, and ``marks.high_risk`` {"number", "state"} on every high-risk move.
+a label's displayed state changes, and ``marks.high_risk`` {"number", "state"} on every high-risk move;
+``marks.identity`` {"number", "verified"} whenever a verified identity is registered, changed or
+removed (the reputation look-up's cache drops the number's answer on each of them, ``lookup``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from quietline.marks import queries
+from quietline.marks.lookup import TOPIC_HIGH_RISK, TOPIC_IDENTITY, TOPIC_LABEL
 from quietline.marks.model import (
     UNWANTED_LABELS,
     AppealOutcome,
@@ -55,8 +58,6 @@ from quietline.platform.sms import SmsMessage
 from quietline.platform.workdays import add_working_days, china_date, end_of_china_day
 from quietline.vocabulary import NumberType, Role
 
-TOPIC_LABEL = "marks.label"
-TOPIC_HIGH_RISK = "marks.high_risk"
 #: A mark may be dated a little ahead of the server clock (phone clocks drift), not more.
 FUTURE_TOLERANCE = timedelta(minutes=5)
 #: 号码标记纠错: a correction is decided within 3 working days (REFERENCE.md "Marks and reputation":
@@ -784,6 +785,7 @@ def recycle(rt: Runtime, actor: Actor, number: str) -> Recycled:
         identity = session.get(IdentityRow, e164)
         if identity is not None:
             session.delete(identity)
+            _identity_changed(session, e164, verified=False, now=now)
         risk = session.get(HighRiskRow, e164)
         risk_cleared = risk is not None and risk.state != HighRiskState.CLEARED.value
         if risk is not None and risk_cleared:
@@ -817,6 +819,14 @@ def recycle(rt: Runtime, actor: Actor, number: str) -> Recycled:
 
 
 # --- verified identities ---------------------------------------------------------------------------
+
+
+def _identity_changed(session: Session, number: str, *, verified: bool, now: datetime) -> None:
+    """Announce that ``number``'s verified name changed (the look-up cache shows it)."""
+    changefeed.emit(
+        session, topic=TOPIC_IDENTITY, key=number, payload={"number": number, "verified": verified}, at=now
+    )
+
 
 IDENTITY_PROOFS = ("ledger", "otp")
 
@@ -888,6 +898,7 @@ def register_identity(
             before=before,
             after={"name": clean_name, "purpose": clean_purpose, "owner": holder, "proof": proof},
         )
+        _identity_changed(session, e164, verified=True, now=now)
         reps = queries.reputations(session, [e164], now, _policy(policy))
         _sync(session, actor, reps, now)
     return reps[e164]
@@ -989,6 +1000,8 @@ def sync_identities(
             after={**result.as_dict(), "numbers": touched[:1000]},
         )
         if touched:
+            for number in touched:
+                _identity_changed(session, number, verified=number in wanted, now=now)
             _sync(session, actor, queries.reputations(session, touched, now, _policy(policy)), now)
     return result
 
@@ -1017,6 +1030,7 @@ def remove_identity(
             at=now,
             before=before,
         )
+        _identity_changed(session, e164, verified=False, now=now)
         _sync(session, actor, queries.reputations(session, [e164], now, _policy(policy)), now)
 
 
@@ -1231,6 +1245,7 @@ def close_review(
             identity = session.get(IdentityRow, row.number)
             if identity is not None:
                 session.delete(identity)
+                _identity_changed(session, row.number, verified=False, now=now)
         row.state, row.outcome, row.closed_at = "closed", outcome, now
         session.flush()
         audit.record(

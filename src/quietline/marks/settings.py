@@ -30,10 +30,20 @@ class MarksSettings(BaseSettings):
     burst_min_size: int = 5
     #: Marks one reporter may submit per day (the lesson "rate-limit per device and address").
     rate_limit_per_day: int = 30
-    #: Seconds the reputation API may serve a cached answer (the call path must stay fast).
-    api_cache_seconds: float = 5.0
-    #: Reputation look-ups one client may make per minute.
+    #: Seconds the reputation API may serve a cached answer's counts and confidences. Displayed labels,
+    #: the high-risk state and the verified name are not bound by it: their changes invalidate the
+    #: answer through the change feed within ``api_max_staleness_seconds`` (``quietline.marks.lookup``).
+    api_cache_seconds: float = 60.0
+    #: How often the serving process reads the change feed for invalidations (in the background).
+    api_feed_poll_seconds: float = 0.25
+    #: No answer is served while a change committed longer ago than this is unapplied: past it, a
+    #: look-up waits for a feed read first. One second, the system's propagation target (DESIGN.md).
+    api_max_staleness_seconds: float = 1.0
+    #: Reputation look-ups one client may make per minute, across all serving processes.
     api_rate_per_minute: int = 600
+    #: Serving processes that share the limit above (0: ``WEB_CONCURRENCY``, which ``quietline serve
+    #: --workers`` sets, else 1). Each process admits its share, so the total holds.
+    api_processes: int = 0
 
     def policy(self) -> ReputationPolicy:
         return ReputationPolicy(

@@ -3,6 +3,7 @@ real HTTP server, and the routes that mark, recycle, appeal and list high-risk n
 
 from __future__ import annotations
 
+import json
 import re
 import statistics
 import time
@@ -11,8 +12,9 @@ from typing import TYPE_CHECKING
 import httpx
 from fastapi import FastAPI
 
-from quietline.api.marks import MarksApiState, TtlCache, WindowLimiter
+from quietline.api.marks import MarksApiState
 from quietline.marks import actions
+from quietline.marks.lookup import AnswerCache, FeedWatch, TokenBucketLimiter
 from quietline.platform.actor import Actor
 from quietline.platform.runtime import Runtime
 from quietline.platform.sms import RecordingSmsSender
@@ -83,7 +85,7 @@ def test_marking_needs_a_subscriber_or_operator(api_client: TestClient, credenti
 
 
 def test_lookups_are_rate_limited_per_client(api_app: FastAPI, api_client: TestClient) -> None:
-    api_app.state.marks_api = MarksApiState(TtlCache(5.0), WindowLimiter(3))
+    api_app.state.marks_api = MarksApiState(AnswerCache(5.0), TokenBucketLimiter(3))
     codes = [api_client.get(f"/v1/numbers/{NUMBER}/reputation").status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]
     r = api_client.get(f"/v1/numbers/{NUMBER}/reputation")
@@ -167,3 +169,116 @@ def test_enterprise_proves_a_number_by_code_and_registers_its_identity(
         actions.add_mark(runtime, OP, number=number, label="fraud_suspected", reporter=f"+86138{i:08d}")
     look = api_client.get(f"/v1/numbers/{number}/reputation").json()
     assert (look["verified_name"], look["warning"]) == ("某某银行信用卡中心 · 客服", False)
+
+
+def watched_state(runtime: Runtime, *, max_staleness: float) -> MarksApiState:
+    """A look-up state whose change-feed watch runs only when a test says so (or on every request
+    with ``max_staleness=0``)."""
+    cache = AnswerCache(300.0)
+    return MarksApiState(
+        cache,
+        TokenBucketLimiter(10_000),
+        FeedWatch(runtime.engine, cache.drop),
+        poll_interval=3600.0 if max_staleness else 0.0,
+        max_staleness=max_staleness,
+    )
+
+
+def displayed(client: TestClient, number: str = NUMBER) -> tuple[str, list[str]]:
+    r = client.get(f"/v1/numbers/{number}/reputation")
+    assert r.status_code == 200, r.text
+    return r.headers["x-cache"], r.json()["displayed"]
+
+
+def test_a_label_change_from_any_writer_invalidates_the_cached_answer_through_the_feed(
+    api_app: FastAPI, api_client: TestClient, runtime: Runtime
+) -> None:
+    """Marks written by another process (here: straight through the actions, not this API) change the
+    displayed label; the cached answer is dropped when the watch reads the change feed."""
+    state = watched_state(runtime, max_staleness=3600.0)
+    api_app.state.marks_api = state
+    assert displayed(api_client) == ("miss", [])  # the first look-up also read the feed's position
+    mark_n(runtime, 4)
+    assert displayed(api_client) == ("hit", [])  # stale until the feed is read: proves the cache
+    assert state.watch is not None
+    report = state.watch.poll()
+    assert report is not None
+    assert report.invalidated == 1
+    assert displayed(api_client) == ("miss", ["real_estate"])
+    assert displayed(api_client) == ("hit", ["real_estate"])
+
+
+def test_no_answer_outlives_a_change_by_more_than_the_staleness_bound(
+    api_app: FastAPI, api_client: TestClient, runtime: Runtime
+) -> None:
+    """With the bound at zero every look-up reads the feed first: the next look-up after a commit shows
+    it, whoever wrote it — labels, the high-risk list and verified names alike."""
+    api_app.state.marks_api = watched_state(runtime, max_staleness=0.0)
+    assert displayed(api_client) == ("miss", [])
+    assert displayed(api_client) == ("hit", [])
+    mark_n(runtime, 4)
+    assert displayed(api_client) == ("miss", ["real_estate"])
+    actions.flag_high_risk(runtime, OP, number=NUMBER, source="police", reason="公安通报")
+    assert api_client.get(f"/v1/numbers/{NUMBER}/reputation").json()["high_risk"] == "suspected"
+    actions.register_identity(
+        runtime, OP, number=NUMBER, name="某某银行", purpose="客服", proof="otp", owner="91350100M000100Y43"
+    )
+    assert api_client.get(f"/v1/numbers/{NUMBER}/reputation").json()["verified_name"] == "某某银行 · 客服"
+    actions.remove_identity(runtime, OP, NUMBER)
+    assert api_client.get(f"/v1/numbers/{NUMBER}/reputation").json()["verified_name"] is None
+
+
+def test_the_fast_path_answers_hits_before_the_router_and_counts_each_request_once(
+    api_app: FastAPI, api_client: TestClient, runtime: Runtime
+) -> None:
+    from quietline.api.marks import ReputationFastPath
+
+    api_app.state.marks_api = watched_state(runtime, max_staleness=3600.0)
+    assert displayed(api_client) == ("miss", [])
+    reached: list[dict[str, object]] = []
+
+    async def router(scope: dict[str, object], receive: object, send: object) -> None:
+        reached.append(scope)
+
+    sent: list[dict[str, object]] = []
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    fast = ReputationFastPath(router)  # type: ignore[arg-type]
+
+    def scope(number: str) -> dict[str, object]:
+        path = f"/v1/numbers/{number}/reputation"
+        return {
+            "type": "http",
+            "method": "GET",
+            "path": path,
+            "headers": [],
+            "client": ("10.0.0.1", 1),
+            "app": api_app,
+        }
+
+    import asyncio
+
+    asyncio.run(fast(scope(NUMBER), None, send))  # type: ignore[arg-type]
+    assert reached == []
+    assert sent[0]["status"] == 200
+    assert json.loads(sent[1]["body"])["number"] == NUMBER  # type: ignore[arg-type]
+    asyncio.run(fast(scope("+8613912340000"), None, send))  # type: ignore[arg-type]
+    assert len(reached) == 1  # a miss goes to the route, marked as counted already
+    assert reached[0]["quietline.marks.counted"] is True
+
+
+def test_an_api_key_counts_against_its_own_bucket_on_the_fast_path_too(
+    api_app: FastAPI, api_client: TestClient, credentials: Credentials
+) -> None:
+    api_app.state.marks_api = MarksApiState(AnswerCache(300.0), TokenBucketLimiter(3))
+    carrier = credentials.headers(Role.CARRIER)
+    url = f"/v1/numbers/{NUMBER}/reputation"
+    codes = [api_client.get(url, headers=carrier).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]  # the first through the route, the others on the fast path
+    assert api_client.get(f"/v1/numbers/{NUMBER}/reputation").status_code == 200  # the address's bucket
+    # A key that does not authenticate counts against the address (two look-ups left of three), on the
+    # route the first time and on the fast path after.
+    bogus = {"Authorization": "Bearer ql_nope_nope"}
+    assert [api_client.get(url, headers=bogus).status_code for _ in range(3)] == [200, 200, 429]
