@@ -29,7 +29,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from quietline.api import complaints as complaints_api
-from quietline.api.auth import current_actor
 from quietline.complaints import actions, queries
 from quietline.complaints.actions import Filing, may_act_for
 from quietline.complaints.model import (
@@ -65,6 +64,7 @@ from quietline.vocabulary import (
 )
 from quietline.web import staff
 from quietline.web.portal import templates
+from quietline.web.requests import runtime_of, subscriber_of
 
 router = APIRouter(include_in_schema=False)
 staff.add_nav("/staff/complaints", "投诉工单")
@@ -139,16 +139,6 @@ ALERT_LABELS = {Alert.BREACH: "已超时", Alert.DUE_SOON: "即将到期", Alert
 
 
 # --------------------------------------------------------------------------------------- helpers
-
-
-def _rt(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-def _subscriber(request: Request) -> Actor | None:
-    actor = current_actor(request)
-    return actor if actor is not None and actor.role is Role.SUBSCRIBER else None
 
 
 def _reporter_page(
@@ -390,7 +380,7 @@ def _report_form(
     status_code: int = 200,
     **ctx: Any,
 ) -> HTMLResponse:
-    now = _rt(request).clock.now().astimezone(CHINA_TZ)
+    now = runtime_of(request).clock.now().astimezone(CHINA_TZ)
     return _reporter_page(
         request,
         "complaints_new.html",
@@ -408,7 +398,7 @@ def _report_form(
 
 @router.get("/me/complaints/new", response_class=HTMLResponse)
 def new_report(request: Request, reported: str = "") -> Response:
-    actor = _subscriber(request)
+    actor = subscriber_of(request)
     if actor is None:
         return RedirectResponse("/", status_code=303)
     return _report_form(request, actor, values={"channel": "call", "reported": reported[:40]})
@@ -436,13 +426,13 @@ def _parse_duration(text: str) -> int | None:
 
 @router.post("/me/complaints/new", response_class=HTMLResponse)
 async def file_report(request: Request, background: BackgroundTasks) -> Response:
-    actor = _subscriber(request)
+    actor = subscriber_of(request)
     if actor is None:
         return RedirectResponse("/", status_code=303)
     form = await _submitted(request)
     names = ("reported", "channel", "at", "duration", "form", "category", "nature", "text", "description")
     values = {name: form.text(name) for name in names}
-    rt = _rt(request)
+    rt = runtime_of(request)
     try:
         evidence = _checked_evidence(form.files)
         filing = Filing(
@@ -472,10 +462,10 @@ async def file_report(request: Request, background: BackgroundTasks) -> Response
 
 @router.get("/me/complaints", response_class=HTMLResponse)
 def my_complaints(request: Request) -> Response:
-    actor = _subscriber(request)
+    actor = subscriber_of(request)
     if actor is None:
         return RedirectResponse("/", status_code=303)
-    rt = _rt(request)
+    rt = runtime_of(request)
     now = rt.clock.now()
     with rt.sessions() as session:
         calendar = queries.load_calendar(session)
@@ -505,10 +495,27 @@ def _not_found(request: Request, actor: Actor | None, *, staff_page: bool) -> HT
     return _reporter_page(request, "complaints_not_found.html", actor, status_code=404, **context)
 
 
+def _case_fields(view: queries.CaseView) -> dict[str, Any]:
+    """What both case pages (the reporter's and the company's) show of a case, in Chinese."""
+    row = view.row
+    return {
+        "case": row,
+        "state": view.state,
+        "reported": _national(row.reported),
+        "channel": _label(Channel, row.channel),
+        "form_label": _label(CallForm, row.form),
+        "category": _label(Category, row.category),
+        "nature": _label(CallNature, row.nature),
+        "occurred": _china(row.occurred_at),
+        "received": _china(row.received_at),
+        "carrier": _carrier_label(row.responsible_carrier),
+    }
+
+
 def _reporter_case(
     request: Request, actor: Actor, case_id: int, *, status_code: int = 200, **ctx: Any
 ) -> HTMLResponse:
-    rt = _rt(request)
+    rt = runtime_of(request)
     now = rt.clock.now()
     with rt.sessions() as session:
         try:
@@ -525,16 +532,7 @@ def _reporter_case(
         "complaints_case.html",
         actor,
         status_code=status_code,
-        case=row,
-        state=view.state,
-        reported=_national(row.reported),
-        channel=_label(Channel, row.channel),
-        form_label=_label(CallForm, row.form),
-        category=_label(Category, row.category),
-        nature=_label(CallNature, row.nature),
-        occurred=_china(row.occurred_at),
-        received=_china(row.received_at),
-        carrier=_carrier_label(row.responsible_carrier),
+        **_case_fields(view),
         clocks=clocks,
         timeline=timeline,
         files=files,
@@ -555,7 +553,7 @@ def my_complaint(
     appealed: int = 0,
     evidence_failed: int = 0,
 ) -> Response:
-    actor = _subscriber(request)
+    actor = subscriber_of(request)
     if actor is None:
         return RedirectResponse("/", status_code=303)
     notice = None
@@ -575,11 +573,11 @@ def my_complaint(
 
 @router.post("/me/complaints/{case_id}/appeal", response_class=HTMLResponse)
 async def appeal(request: Request, case_id: int, background: BackgroundTasks) -> Response:
-    actor = _subscriber(request)
+    actor = subscriber_of(request)
     if actor is None:
         return RedirectResponse("/", status_code=303)
     text = (await _submitted(request)).text("appeal")
-    rt = _rt(request)
+    rt = runtime_of(request)
 
     def run() -> QuietlineError | None:
         with rt.sessions() as session:
@@ -634,7 +632,7 @@ def inbox(request: Request, state: str = "open") -> Response:
     actor = staff.staff_actor(request, *COMPANIES, *CENTRE)
     if isinstance(actor, Response):
         return actor
-    rt = _rt(request)
+    rt = runtime_of(request)
     now = rt.clock.now()
     chosen, states = _state_filter(state)
     with rt.sessions() as session:
@@ -705,7 +703,7 @@ def _may_respond(actor: Actor, view: queries.CaseView) -> bool:
 def _staff_case(
     request: Request, actor: Actor, case_id: int, *, status_code: int = 200, **ctx: Any
 ) -> HTMLResponse:
-    rt = _rt(request)
+    rt = runtime_of(request)
     now = rt.clock.now()
     with rt.sessions() as session:
         try:
@@ -733,17 +731,8 @@ def _staff_case(
         "complaints_staff_case.html",
         actor,
         status_code=status_code,
-        case=row,
-        state=view.state,
+        **_case_fields(view),
         reporter=queries.mask_number(row.reporter) if enterprise else _national(row.reporter),
-        reported=_national(row.reported),
-        channel=_label(Channel, row.channel),
-        form_label=_label(CallForm, row.form),
-        category=_label(Category, row.category),
-        nature=_label(CallNature, row.nature),
-        occurred=_china(row.occurred_at),
-        received=_china(row.received_at),
-        carrier=_carrier_label(row.responsible_carrier),
         assisting=_carrier_label(row.assisting_carrier),
         clocks=clocks,
         timeline=timeline,
@@ -793,7 +782,7 @@ async def _staff_action(
         return actor
     form = await _submitted(request)
     values = form.values
-    rt = _rt(request)
+    rt = runtime_of(request)
 
     def visible() -> None:
         with rt.sessions() as session:

@@ -30,6 +30,7 @@ from quietline.platform.runtime import Runtime
 from quietline.vocabulary import Carrier, Role, VocabularyError
 from quietline.web import staff
 from quietline.web.portal import templates
+from quietline.web.requests import runtime_of
 
 CHINA_TIME = timezone(timedelta(hours=8), "CST")
 PATH = "/staff/oversight"
@@ -45,11 +46,6 @@ EXPORTS = (
     ("stats", "按企业与状态统计"),
     ("stage_times", "各环节用时"),
 )
-
-
-def _rt(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
 
 
 def _carrier(code: str | None) -> str:
@@ -89,7 +85,7 @@ def overview(request: Request) -> Response:
     actor = staff.staff_actor(request, Role.REGULATOR, Role.OPERATOR)
     if isinstance(actor, Response):
         return actor
-    rt = _rt(request)
+    rt = runtime_of(request)
     now = rt.clock.now()
     with rt.sessions() as session:
         counts = complaints_queries.counts_by_company_and_state(session)
@@ -140,7 +136,7 @@ def overview(request: Request) -> Response:
 @router.get("/reviews", response_class=HTMLResponse)
 def public_reviews(request: Request) -> Response:
     """Published reviews, for everyone (aggregate counts only)."""
-    with _rt(request).sessions() as session:
+    with runtime_of(request).sessions() as session:
         rows = oversight_queries.published_quarters(session)
     return templates.TemplateResponse(request, "reviews.html", {"reviews": rows, "actor": None})
 
@@ -153,7 +149,7 @@ def public_review(request: Request, quarter: str) -> Response:
         q = None
     body = None
     if q is not None:
-        with _rt(request).sessions() as session:
+        with runtime_of(request).sessions() as session:
             body = oversight_queries.published(session, q)
     if body is None:
         return templates.TemplateResponse(
@@ -174,11 +170,11 @@ def staff_reviews(request: Request) -> Response:
     actor = staff.staff_actor(request, Role.REGULATOR, Role.OPERATOR)
     if isinstance(actor, Response):
         return actor
-    return RedirectResponse(f"/staff/reviews/{_last_finished(_rt(request)).code}", status_code=303)
+    return RedirectResponse(f"/staff/reviews/{_last_finished(runtime_of(request)).code}", status_code=303)
 
 
 def _draft_page(request: Request, actor: Any, q: Quarter, **extra: Any) -> Response:
-    rt = _rt(request)
+    rt = runtime_of(request)
     now = rt.clock.now()
     with rt.sessions() as session:
         draft = oversight_queries.draft_review(session, q, now=now).as_dict()
@@ -221,7 +217,7 @@ def staff_publish(request: Request, quarter: str) -> Response:
         return actor
     try:
         q = Quarter.parse(quarter)
-        oversight_actions.publish_review(_rt(request), actor, q)
+        oversight_actions.publish_review(runtime_of(request), actor, q)
     except QuietlineError as exc:
         return staff.render(request, "staff_denied.html", actor, status_code=exc.status, error=exc.message)
     return RedirectResponse(f"/reviews/{q.code}", status_code=303)

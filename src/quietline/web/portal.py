@@ -18,15 +18,15 @@ from fastapi.templating import Jinja2Templates
 
 from quietline.accounts import actions as accounts
 from quietline.accounts.model import SESSION_COOKIE
-from quietline.api.auth import client_id, current_actor
+from quietline.api.auth import client_id
 from quietline.numbers import parse
 from quietline.platform.actor import Actor
 from quietline.platform.errors import InvalidInput, QuietlineError
-from quietline.platform.runtime import Runtime
 from quietline.registry import actions, queries
 from quietline.registry.model import PRESET_PREFIXES, EntryKind, ListName, category_label
 from quietline.screening import queries as screening_queries
 from quietline.vocabulary import ALL_CATEGORIES, Category, Channel, Role, VocabularyError
+from quietline.web.requests import runtime_of, subscriber_of
 
 HERE = Path(__file__).resolve().parent
 CHINA_TIME = timezone(timedelta(hours=8), "CST")
@@ -51,18 +51,8 @@ ACTION_LABELS = {
 }
 
 
-def _rt(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-def _subscriber(request: Request) -> Actor | None:
-    actor = current_actor(request)
-    return actor if actor is not None and actor.role is Role.SUBSCRIBER else None
-
-
 def _page(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    context.setdefault("actor", _subscriber(request))
+    context.setdefault("actor", subscriber_of(request))
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
@@ -116,7 +106,7 @@ def install(app: FastAPI) -> None:
 
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request) -> Response:
-    if _subscriber(request) is not None:
+    if subscriber_of(request) is not None:
         return RedirectResponse("/me", status_code=303)
     return _page(request, "home.html")
 
@@ -124,7 +114,7 @@ def home(request: Request) -> Response:
 @router.post("/login/code", response_class=HTMLResponse)
 def send_code(request: Request, number: str = Form("")) -> Response:
     try:
-        sent = accounts.request_code(_rt(request), number, client=client_id(request))
+        sent = accounts.request_code(runtime_of(request), number, client=client_id(request))
     except QuietlineError as exc:
         return _page(request, "home.html", status_code=exc.status, error=exc.message, number=number)
     return _page(request, "verify.html", number=sent.number, notice="验证码已发送，5分钟内有效。")
@@ -133,7 +123,7 @@ def send_code(request: Request, number: str = Form("")) -> Response:
 @router.post("/login/verify", response_class=HTMLResponse)
 def verify(request: Request, number: str = Form(""), code: str = Form("")) -> Response:
     try:
-        issued = accounts.verify_code(_rt(request), number, code, client=client_id(request))
+        issued = accounts.verify_code(runtime_of(request), number, code, client=client_id(request))
     except QuietlineError as exc:
         return _page(request, "verify.html", status_code=exc.status, error=exc.message, number=number)
     response = RedirectResponse("/me", status_code=303)
@@ -145,9 +135,9 @@ def verify(request: Request, number: str = Form(""), code: str = Form("")) -> Re
 
 @router.post("/logout")
 def logout(request: Request) -> Response:
-    actor = _subscriber(request)
+    actor = subscriber_of(request)
     if actor is not None:
-        accounts.end_session(_rt(request), actor)
+        accounts.end_session(runtime_of(request), actor)
     response = _to_login()
     response.delete_cookie(SESSION_COOKIE)
     return response
@@ -155,7 +145,7 @@ def logout(request: Request) -> Response:
 
 @router.get("/me", response_class=HTMLResponse)
 def preferences(request: Request, saved: int = 0) -> Response:
-    actor = _subscriber(request)
+    actor = subscriber_of(request)
     if actor is None:
         return _to_login()
     return _preferences_page(request, actor, notice="已保存，即时生效。确认短信已发送。" if saved else None)
@@ -163,7 +153,7 @@ def preferences(request: Request, saved: int = 0) -> Response:
 
 @router.post("/me", response_class=HTMLResponse)
 async def save_preferences(request: Request) -> Response:
-    actor = _subscriber(request)
+    actor = subscriber_of(request)
     if actor is None:
         return _to_login()
     form = await request.form()
@@ -175,7 +165,9 @@ async def save_preferences(request: Request) -> Response:
                 category = None if text == ALL_CATEGORIES else Category.parse(text)
                 wanted.append((category, channel))
         valid_until = _end_of_day(str(form.get("valid_until") or "").strip())
-        actions.set_refusals(_rt(request), actor, parse(actor.subject), wanted, valid_until=valid_until)
+        actions.set_refusals(
+            runtime_of(request), actor, parse(actor.subject), wanted, valid_until=valid_until
+        )
     except (QuietlineError, VocabularyError) as exc:
         message = exc.message if isinstance(exc, QuietlineError) else str(exc)
         return _preferences_page(request, actor, error=message, status_code=422)
@@ -184,7 +176,7 @@ async def save_preferences(request: Request) -> Response:
 
 @router.get("/me/lists", response_class=HTMLResponse)
 def lists(request: Request) -> Response:
-    actor = _subscriber(request)
+    actor = subscriber_of(request)
     if actor is None:
         return _to_login()
     return _lists_page(request, actor)
@@ -198,16 +190,16 @@ def change_list(
     kind: str = Form("number"),
     value: str = Form(""),
 ) -> Response:
-    actor = _subscriber(request)
+    actor = subscriber_of(request)
     if actor is None:
         return _to_login()
     try:
         owner = parse(actor.subject)
         name, entry_kind = ListName(list_name), EntryKind(kind)
         if op == "remove":
-            actions.remove_list_entry(_rt(request), actor, owner, name, entry_kind, value)
+            actions.remove_list_entry(runtime_of(request), actor, owner, name, entry_kind, value)
         else:
-            actions.add_list_entry(_rt(request), actor, owner, name, entry_kind, value)
+            actions.add_list_entry(runtime_of(request), actor, owner, name, entry_kind, value)
     except (QuietlineError, ValueError) as exc:
         message = exc.message if isinstance(exc, QuietlineError) else "无效的名单或类型"
         return _lists_page(request, actor, error=message, status_code=422)
@@ -216,10 +208,10 @@ def change_list(
 
 @router.get("/me/history", response_class=HTMLResponse)
 def history(request: Request) -> Response:
-    actor = _subscriber(request)
+    actor = subscriber_of(request)
     if actor is None:
         return _to_login()
-    with _rt(request).sessions() as session:
+    with runtime_of(request).sessions() as session:
         entries = queries.history(session, actor.subject)
     rows = [
         {
@@ -236,10 +228,10 @@ def history(request: Request) -> Response:
 @router.get("/me/blocks", response_class=HTMLResponse)
 def blocks(request: Request) -> Response:
     """拦截记录: the calls and SMS screening blocked for this subscriber, and why."""
-    actor = _subscriber(request)
+    actor = subscriber_of(request)
     if actor is None:
         return _to_login()
-    with _rt(request).sessions() as session:
+    with runtime_of(request).sessions() as session:
         records = screening_queries.block_records(session, actor.subject, limit=200)
     rows = []
     for record in records:
@@ -264,7 +256,7 @@ def _preferences_page(
     error: str | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    rt = _rt(request)
+    rt = runtime_of(request)
     with rt.sessions() as session:
         current = queries.refusals(session, actor.subject, rt.clock.now())
     refused = {(r.category, r.channel.value) for r in current}
@@ -289,7 +281,7 @@ def _lists_page(
     error: str | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    with _rt(request).sessions() as session:
+    with runtime_of(request).sessions() as session:
         entries = queries.list_entries(session, actor.subject)
     return _page(
         request,

@@ -43,9 +43,9 @@ from quietline.accounts.model import SESSION_COOKIE, STAFF_SESSION_COOKIE
 from quietline.api.auth import client_id, current_actor
 from quietline.platform.actor import Actor
 from quietline.platform.errors import QuietlineError
-from quietline.platform.runtime import Runtime
 from quietline.vocabulary import Carrier, Role, VocabularyError
 from quietline.web.portal import templates
+from quietline.web.requests import runtime_of
 
 #: Roles that sign in with an API key (subscribers use their one-time SMS code instead).
 STAFF_ROLES = (Role.CARRIER, Role.ENTERPRISE, Role.REGULATOR, Role.OPERATOR)
@@ -75,11 +75,6 @@ def add_nav(path: str, label: str, *roles: Role) -> None:
 
 def nav_for(actor: Actor) -> list[NavLink]:
     return [link for link in _NAV if actor.role in link.roles]
-
-
-def _rt(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
 
 
 def signed_in_staff(request: Request) -> Actor | None:
@@ -169,7 +164,7 @@ def login(request: Request, key: str = Form(""), next: str = Form(HOME_PATH)) ->
             next=target,
         )
     try:
-        issued = accounts.open_staff_session(_rt(request), key.strip(), client=client_id(request))
+        issued = accounts.open_staff_session(runtime_of(request), key.strip(), client=client_id(request))
     except QuietlineError:
         # One message for every cause: a failed login must not reveal whether a key id exists.
         return render(
@@ -185,9 +180,11 @@ def login(request: Request, key: str = Form(""), next: str = Form(HOME_PATH)) ->
     _set_staff_cookie(request, response, issued.token)
     # One identity per browser: a subscriber signed in here is signed out (session ended, cookie gone).
     subscriber_token = request.cookies.get(SESSION_COOKIE)
-    subscriber = accounts.authenticate_session(_rt(request), subscriber_token) if subscriber_token else None
+    subscriber = (
+        accounts.authenticate_session(runtime_of(request), subscriber_token) if subscriber_token else None
+    )
     if subscriber is not None:
-        accounts.end_session(_rt(request), subscriber)
+        accounts.end_session(runtime_of(request), subscriber)
     response.delete_cookie(SESSION_COOKIE)
     return response
 
@@ -196,7 +193,7 @@ def login(request: Request, key: str = Form(""), next: str = Form(HOME_PATH)) ->
 def logout(request: Request) -> Response:
     token = request.cookies.get(STAFF_SESSION_COOKIE)
     if token:
-        accounts.end_staff_session(_rt(request), token)
+        accounts.end_staff_session(runtime_of(request), token)
     response = RedirectResponse(LOGIN_PATH, status_code=303)
     response.delete_cookie(STAFF_SESSION_COOKIE, path="/")
     return response
