@@ -67,6 +67,22 @@ FORMAT_VERSION = 1
 #: Sets up to this size also keep a Python set of their members for the per-call path (≤ ~20 MB).
 SMALL_SET = 1 << 18
 
+#: The shared immutable outcomes, bound once: reading an enum member off its class costs a descriptor
+#: call in Python 3.11, and the per-call path has no time for it.
+_NEVER_BLOCK = OUTCOMES[Reason.NEVER_BLOCK]
+_SYSTEM_ALLOW = OUTCOMES[Reason.SYSTEM_ALLOW]
+_SYSTEM_BLOCK = OUTCOMES[Reason.SYSTEM_BLOCK]
+_CALLER_AUTH_FAILED = OUTCOMES[Reason.CALLER_AUTH_FAILED]
+_REFUSED = OUTCOMES[Reason.REFUSED_CATEGORY]
+_NO_CONSENT = OUTCOMES[Reason.NO_CONSENT]
+_CROWD_WARNING = OUTCOMES[Reason.CROWD_WARNING]
+_CALLER_UNVERIFIED = OUTCOMES[Reason.CALLER_UNVERIFIED]
+_DEFAULT_ALLOW = OUTCOMES[Reason.DEFAULT_ALLOW]
+_AUTH_NOT_CHECKED = CallerAuth.NOT_CHECKED
+_AUTH_PASSED = CallerAuth.PASSED
+_AUTH_FAILED = CallerAuth.FAILED
+_AUTH_UNVERIFIED = CallerAuth.UNVERIFIED
+
 #: Decision code of each reason code, indexed like ``model.REASON_ORDER`` (for batch results).
 DECISION_ORDER: tuple[Decision, ...] = tuple(Decision)
 DECISION_OF_REASON = np.array(
@@ -358,11 +374,11 @@ class Snapshot:
         self.refusals: dict[tuple[str, str], LiveSet] = {
             (scope, ch): LiveSet((refusals or {}).get((scope, ch))) for scope in SCOPES for ch in CHANNELS
         }
-        # The two refusal tests of each (category, channel), looked up once per marketing call.
-        self._refusal_tests: dict[
-            tuple[Category, Channel], tuple[Callable[[int], bool], Callable[[int], bool]]
-        ] = {
-            (cat, ch): (
+        # The two refusal tests of each (category, channel), looked up once per marketing call. Keyed
+        # by the codes: ``Category``/``Channel`` are ``StrEnum``s, so a request's members hash and
+        # compare as their codes and find these keys directly.
+        self._refusal_tests: dict[tuple[str, str], tuple[Callable[[int], bool], Callable[[int], bool]]] = {
+            (cat.value, ch.value): (
                 self.refusals[(ALL_CATEGORIES, ch.value)].has,
                 self.refusals[(cat.value, ch.value)].has,
             )
@@ -388,56 +404,95 @@ class Snapshot:
         #: What the snapshot was built from (database identity, …), checked before a saved one is used.
         self.origin: dict[str, str] = {}
         self._owners: NumberSet | None = None
+        # Every caller for which step 1 (by number), 4, 5 or 7 could fire: a caller not in it, calling
+        # a callee without personal lists, is decided by step 6 alone (``decide``'s fast path). ``None``
+        # when one of those lists is too large to mirror in a Python set (the fast path is off).
+        self._caller_lists = (self.system_allow, self.system_block, self.high_risk, self.warnings)
+        self._special: set[int] | None = None
+        if all(live.members is not None for live in self._caller_lists):
+            self._special = set(self.never_block).union(
+                *(live.members for live in self._caller_lists if live.members is not None)
+            )
 
     # --- the decision ----------------------------------------------------------------------------
 
-    def decide(self, req: ScreenRequest) -> Outcome:  # noqa: PLR0911 (one return per step of the order)
-        """DESIGN.md "Decision order", steps 1–8, for one call or SMS."""
+    def decide(self, req: ScreenRequest) -> Outcome:
+        """DESIGN.md "Decision order", steps 1–8, for one call or SMS.
+
+        The common case takes a fast path: a caller on no system list, never-block list or mark
+        (``_special``), with a clean caller-authentication result, calling a subscriber without
+        personal lists, can only be decided by step 6 (marketing) or step 8 (allow); that is one set
+        lookup, one dict lookup and, for marketing, the consent and refusal tests. Everything else
+        walks the whole order (``decide_in_order``); both give the same answer (property tests).
+        """
+        special = self._special
+        auth = req.caller_auth
+        if (
+            special is None
+            or req.caller in special
+            or req.callee in self.personal
+            or req.caller_never_block
+            or req.caller_national in NEVER_BLOCK_NATIONAL
+            or (auth is not _AUTH_NOT_CHECKED and auth is not _AUTH_PASSED)
+        ):
+            return self.decide_in_order(req)
+        category = req.category
+        if category is None:
+            return _DEFAULT_ALLOW
+        return self._marketing(req.callee, category, req.channel, req.enterprise) or _DEFAULT_ALLOW
+
+    def _marketing(
+        self, callee: int, category: Category, channel: Channel, enterprise: str | None
+    ) -> Outcome | None:
+        """Step 6: marketing of ``category`` from ``enterprise`` is allowed with an effective consent;
+        otherwise blocked when refused (the category or all marketing, on this channel), and under the
+        strict policy also when not (未明确同意的，视为拒绝)."""
+        if enterprise:
+            granted = self.consents.get((enterprise, category, channel))
+            if granted is not None and granted.has(callee):
+                return None
+        refused_all, refused_k = self._refusal_tests[(category, channel)]
+        if refused_all(callee) or refused_k(callee):
+            return _REFUSED
+        return _NO_CONSENT if self.strict else None
+
+    def decide_in_order(self, req: ScreenRequest) -> Outcome:  # noqa: PLR0911 (one return per step)
+        """DESIGN.md "Decision order", steps 1–8, walked one by one (the general path of ``decide``)."""
         caller = req.caller
         callee = req.callee
         # 1. emergency and public-service numbers are never blocked, whatever any list says.
         if (
             req.caller_never_block
             or caller in self.never_block
-            or req.caller_national in self.never_block_national
+            or req.caller_national in NEVER_BLOCK_NATIONAL
         ):
-            return OUTCOMES[Reason.NEVER_BLOCK]
+            return _NEVER_BLOCK
         # 2–3. the subscriber's own allow list, then its block list, prefixes and international.
         lists = self.personal.get(callee)
         if lists is not None:
             reason = lists.match(caller, req.caller_national, req.caller_international)
             if reason is not None:
                 return OUTCOMES[reason]
-        # 4. system allow list (verified enterprise numbers); 5. system block list (high-risk numbers).
+        # 4. system allow list (verified enterprise numbers); 5. system block list (high-risk numbers),
+        # and calls that failed caller authentication.
         if self.system_allow.has(caller):
-            return OUTCOMES[Reason.SYSTEM_ALLOW]
+            return _SYSTEM_ALLOW
         if self.system_block.has(caller) or self.high_risk.has(caller):
-            return OUTCOMES[Reason.SYSTEM_BLOCK]
-        if req.caller_auth is CallerAuth.FAILED:
-            return OUTCOMES[Reason.CALLER_AUTH_FAILED]
-        # 6. commercial marketing of category k from enterprise E: allowed with an effective consent;
-        # otherwise blocked when refused (k or all, this channel), and under strict also when not.
-        category = req.category
-        if category is not None:
-            # ``_value_`` (a plain attribute) rather than the ``value`` property: this is the hot path.
-            granted = (
-                self.consents.get((req.enterprise, category._value_, req.channel._value_))
-                if req.enterprise
-                else None
-            )
-            if granted is None or not granted.has(callee):
-                refused_all, refused_k = self._refusal_tests[(category, req.channel)]
-                if refused_all(callee) or refused_k(callee):
-                    return OUTCOMES[Reason.REFUSED_CATEGORY]
-                if self.strict:
-                    return OUTCOMES[Reason.NO_CONSENT]
-        # 7. crowd marks above the display threshold: connect with a warning label.
+            return _SYSTEM_BLOCK
+        if req.caller_auth is _AUTH_FAILED:
+            return _CALLER_AUTH_FAILED
+        # 6. commercial marketing of category k from enterprise E.
+        if req.category is not None:
+            blocked = self._marketing(callee, req.category, req.channel, req.enterprise)
+            if blocked is not None:
+                return blocked
+        # 7. crowd marks above the display threshold, or an unverified caller: connect with a warning.
         if self.warnings.has(caller):
-            return OUTCOMES[Reason.CROWD_WARNING]
-        if req.caller_auth is CallerAuth.UNVERIFIED:
-            return OUTCOMES[Reason.CALLER_UNVERIFIED]
+            return _CROWD_WARNING
+        if req.caller_auth is _AUTH_UNVERIFIED:
+            return _CALLER_UNVERIFIED
         # 8. otherwise allow.
-        return OUTCOMES[Reason.DEFAULT_ALLOW]
+        return _DEFAULT_ALLOW
 
     def decide_batch(  # noqa: PLR0912 (one branch per step of the order)
         self,
@@ -538,7 +593,7 @@ class Snapshot:
                 target = self.system_allow if payload["list"] == "allow" else self.system_block
                 if payload["list"] not in ("allow", "block"):
                     raise SnapshotError(f"system list must be allow or block, not {payload['list']!r}")
-                self._set(target, e164_int(payload["number"]), bool(payload["active"]))
+                self._set_caller_list(target, e164_int(payload["number"]), bool(payload["active"]))
             elif topic == TOPIC_LABEL:
                 self._apply_label(
                     e164_int(payload["number"]), str(payload["label"]), bool(payload["displayed"])
@@ -589,6 +644,19 @@ class Snapshot:
             target.add(number)
         else:
             target.discard(number)
+
+    def _set_caller_list(self, target: LiveSet, number: int, active: bool) -> None:
+        """Change a list that decides by caller (system lists, marks) and keep ``_special`` exact."""
+        self._set(target, number, active)
+        special = self._special
+        if special is None:
+            return
+        if target.members is None:  # grew too large to mirror (cannot happen: overlays extend members)
+            self._special = None
+        elif active:
+            special.add(number)
+        elif number not in self.never_block and not any(number in live for live in self._caller_lists):
+            special.discard(number)
 
     def _apply_refusal(self, payload: Mapping[str, Any], at: datetime) -> None:
         number = e164_int(payload["number"])
@@ -660,8 +728,8 @@ class Snapshot:
         own_labels = {number: self.labels[number]} if number in self.labels else {}
         own_risk = {number: self.risk[number]} if number in self.risk else {}
         warn, block = _mark_sets(own_labels, own_risk)
-        self._set(self.warnings, number, number in warn)
-        self._set(self.high_risk, number, number in block)
+        self._set_caller_list(self.warnings, number, number in warn)
+        self._set_caller_list(self.high_risk, number, number in block)
 
     def _apply_personal(self, payload: Mapping[str, Any]) -> None:
         owner = e164_int(payload["owner"])

@@ -287,6 +287,9 @@ def test_snapshot_agrees_with_reference_and_deltas_agree_with_rebuild(
         assert delta.decide(req).reason is expected, req
         assert rebuilt.decide(req).reason is expected, req
         assert compacted.decide(req).reason is expected, req
+        # The general path alone (``decide`` answers the common case by a fast path).
+        assert delta.decide_in_order(req).reason is expected, req
+        assert rebuilt.decide_in_order(req).reason is expected, req
 
 
 @settings(max_examples=150, deadline=None)
@@ -344,6 +347,32 @@ def test_save_and_load_keep_state_and_feed_id(
         loaded.apply(loaded.feed_id + 1, topic, payload, at)
     for req in reqs:
         assert loaded.decide(req).reason is ref.decide(req, ConsentPolicy.STRICT)
+
+
+def test_the_common_case_is_decided_by_the_fast_path_and_lists_turn_it_off() -> None:
+    snap = Snapshot()
+    caller, callee = 8613900000003, 8613800000001
+
+    def general(req: ScreenRequest) -> Any:
+        raise AssertionError("the general path ran")
+
+    snap.decide_in_order = general  # type: ignore[method-assign]
+    marketing = ScreenRequest(caller, callee, Channel.CALL, Category.INSURANCE, ENTERPRISES[0], "13900000003")
+    assert snap.decide(marketing).reason is Reason.NO_CONSENT
+    assert (
+        snap.decide(ScreenRequest(caller, callee, caller_national="13900000003")).reason
+        is Reason.DEFAULT_ALLOW
+    )
+    # A caller put on a system list (a delta) leaves the fast path, and comes back when taken off.
+    payload = {"list": "allow", "number": e164(caller), "active": True, "reason": "x"}
+    snap.apply(1, "registry.system_list", payload, T0)
+    with pytest.raises(AssertionError, match="general path"):
+        snap.decide(marketing)
+    snap.apply(2, "registry.system_list", {**payload, "active": False}, T0)
+    assert snap.decide(marketing).reason is Reason.NO_CONSENT
+    snap.apply(3, "marks.label", {"number": e164(caller), "label": "harassment", "displayed": True}, T0)
+    with pytest.raises(AssertionError, match="general path"):
+        snap.decide(marketing)
 
 
 def test_never_block_numbers_are_never_blocked_whatever_any_list_says() -> None:
