@@ -7,16 +7,32 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from quietline.oversight.model import Quarter
+
 pytestmark = pytest.mark.e2e
+#: The last finished quarter: the one the staff page opens and the regulator may publish.
+LAST = Quarter.containing(datetime.now(UTC)).previous()
+
+
+def _draft(server: Any, key: str) -> dict[str, Any]:
+    r = httpx.get(
+        f"{server.url}/v1/oversight/reviews/{LAST.code}/draft", headers={"Authorization": f"Bearer {key}"}
+    )
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
 
 
 def _file(server: Any, reporter: str, *extra: str) -> None:
     cli = Path(sys.executable).parent / "quietline"
+    received = LAST.start + timedelta(days=10, hours=10)
     subprocess.run(
         [
             str(cli),
@@ -27,9 +43,9 @@ def _file(server: Any, reporter: str, *extra: str) -> None:
             "--reported",
             "13012345678",
             "--at",
-            "2026-08-03T09:00:00+08:00",
+            (received - timedelta(hours=1)).isoformat(),
             "--received-at",
-            "2026-08-03T10:00:00+08:00",
+            received.isoformat(),
             "--json",
             *extra,
         ],
@@ -41,11 +57,15 @@ def _file(server: Any, reporter: str, *extra: str) -> None:
 
 
 def test_regulator_publishes_the_quarterly_review(live_server: Any, browser: Any, issue_key: Any) -> None:
+    key = issue_key("regulator", "工业和信息化部")
+    before = _draft(live_server, key)  # the demo data has complaints of its own in that quarter
     _file(live_server, "13600136001", "--channel", "call", "--form", "bombing", "--duration", "2")
     _file(live_server, "13600136002", "--channel", "call", "--form", "recorded", "--duration", "30")
     _file(live_server, "13600136003", "--channel", "call", "--form", "recorded", "--duration", "30")
     _file(live_server, "13600136004", "--channel", "sms", "--text", "【贷款】低息秒批")
-    key = issue_key("regulator", "工业和信息化部")
+    after = _draft(live_server, key)
+    calls, sms = after["calls"]["total"], after["sms"]["total"]
+    assert (calls, sms) == (before["calls"]["total"] + 3, before["sms"]["total"] + 1)
 
     desk = browser.new_context(viewport={"width": 1024, "height": 800}, locale="zh-CN")
     page = desk.new_page()
@@ -61,26 +81,29 @@ def test_regulator_publishes_the_quarterly_review(live_server: Any, browser: Any
     assert "reactions.relay" in page.inner_text("[data-testid=jobs]")
 
     page.click("nav a:has-text('季度盘点')")
-    page.wait_for_url(re.compile(r"/staff/reviews/2026Q3$"))  # the last finished quarter
+    page.wait_for_url(re.compile(rf"/staff/reviews/{LAST.code}$"))  # the last finished quarter
     assert "（草稿）" in page.inner_text("h1")
-    assert "共受理骚扰电话举报 3 件" in page.inner_text("[data-testid=headline]")
-    page.click("button:has-text('发布 2026Q3 盘点')")
-    page.wait_for_url(re.compile(r"/reviews/2026Q3$"))
+    assert f"共受理骚扰电话举报 {calls} 件" in page.inner_text("[data-testid=headline]")
+    page.click(f"button:has-text('发布 {LAST.code} 盘点')")
+    page.wait_for_url(re.compile(rf"/reviews/{LAST.code}$"))
     desk.close()
 
     phone = browser.new_context(viewport={"width": 375, "height": 740}, locale="zh-CN", is_mobile=True)
     public = phone.new_page()
     public.goto(live_server.url + "/reviews")
-    public.click("a:has-text('2026年第三季度')")
-    public.wait_for_url(re.compile(r"/reviews/2026Q3$"))
+    public.click(f"a:has-text('{LAST.label}')")
+    public.wait_for_url(re.compile(rf"/reviews/{LAST.code}$"))
     text = public.inner_text("main")
-    assert "垃圾短信举报 1 件" in text and "轰炸/呼死你" in text
-    # Shares are drawn: the bombing bar is half as long as the recorded one (1 of 3 vs 2 of 3).
+    assert f"垃圾短信举报 {sms} 件" in text and "轰炸/呼死你" in text
+    # Shares are drawn: each call-form bar is as long, relative to the first, as its share.
     by_form = "document.querySelectorAll('[data-channel=call] table.shares')[1]"
     widths = public.evaluate(
         f"[...{by_form}.querySelectorAll('td.bar span')].map(e => e.getBoundingClientRect().width)"
     )
-    assert len(widths) == 2 and widths[0] > 0 and abs(widths[0] - 2 * widths[1]) < 2
+    percents = [s["percent"] for s in after["calls"]["by_form"]]
+    assert len(widths) == len(percents) and widths[0] > 0
+    for width, percent in zip(widths, percents, strict=True):
+        assert abs(width / widths[0] - percent / percents[0]) < 0.05
     assert public.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     assert "13012345678" not in public.content()
     phone.close()
