@@ -527,9 +527,8 @@ def ingest(
                 result.replaced += 1
                 result.replaced_labels[key] = old.label
         if stage is not None:
-            # The audit rows read the replaced marks, so they go in before the upsert replaces them.
             stage.keep(p.index for p in accepted.values())
-            stage.audit(actor, now)
+            stage.audit(actor, now, ((p, before.get(key)) for key, p in accepted.items()))
             stage.upsert()
         else:
             _upsert_marks(
@@ -718,25 +717,69 @@ def _open_review(session: Session, actor: Actor, rep: Reputation, now: datetime)
     )
 
 
+#: How far behind ``refresh`` may run: reporters that became established up to this long before a run
+#: are still looked at, so a schedule at least this frequent never misses one.
+REFRESH_CATCH_UP = timedelta(days=7)
+
+
 def refresh(rt: Runtime, actor: Actor, *, policy: ReputationPolicy | None = None) -> int:
-    """Re-judge every number with a displayed label (evidence decays, so labels fade without any new
-    write); a scheduled job runs it. Returns the number of label changes announced."""
+    """Re-judge the numbers whose displayed labels can change with time alone; a scheduled job runs it
+    (``quietline worker``). Returns the number of label changes announced.
+
+    Needed for correctness: without a new write, time moves a judgment two ways — evidence decays (a
+    displayed label fades) and a reporter's account ages towards ``established_age_days`` (its marks
+    weigh more and it becomes established, so a label can appear). Everything else that moves a
+    judgment is a write, and the write re-judges what it affects in its own transaction: a mark its
+    number, a recycling, identity or appeal its number, an outcome (appeal, review, high-risk move,
+    verified complaint) every number its reporters marked (``_rejudge_marked_by``).
+
+    Incremental: it judges only the numbers with a displayed label and the numbers with at least
+    ``min_reporters`` live marks of which one comes from a reporter still ramping up (not vouched,
+    first seen less than ``established_age_days`` + ``REFRESH_CATCH_UP`` ago) — not every marked
+    number. Left out: a label
+    held back only by older 'legitimate' marks that decay faster than it; the next mark on the number
+    re-judges it. Idempotent: a second run at the same time announces nothing; an audit row records
+    each run that changed something.
+    """
     policy = _policy(policy)
     now = _now(rt)
     with rt.sessions.begin() as session:
-        numbers = queries.displayed_numbers(session)
+        numbers = queries.refresh_candidates(session, now, policy, catch_up=REFRESH_CATCH_UP)
         reps = queries.reputations(session, numbers, now, policy)
         changes = _sync(session, actor, reps, now)
-        audit.record(
-            session,
-            actor=actor,
-            action="marks.refresh",
-            subject_type="marks",
-            subject="all",
-            at=now,
-            after={"numbers": len(numbers), "changes": changes},
-        )
+        if changes:
+            audit.record(
+                session,
+                actor=actor,
+                action="marks.refresh",
+                subject_type="marks",
+                subject="all",
+                at=now,
+                after={"numbers": len(numbers), "changes": changes},
+            )
     return changes
+
+
+def _rejudge_marked_by(
+    session: Session,
+    actor: Actor,
+    reporters: Iterable[str],
+    now: datetime,
+    policy: ReputationPolicy,
+    *,
+    also: Sequence[str] = (),
+) -> int:
+    """An outcome changed these reporters' credibility, which weighs their marks on every number they
+    marked: re-judge those numbers now (and ``also``, whose marks the outcome itself changed)."""
+    session.flush()  # the updated reporter rows are what the re-judging reads
+    marked: set[str] = set()
+    for part in queries.chunks(sorted(set(reporters))):
+        marked.update(session.scalars(select(MarkRow.number).where(MarkRow.reporter.in_(part)).distinct()))
+    marked.difference_update(also)
+    reps = queries.reputations(session, sorted(also), now, policy) if also else {}
+    # Their marks did not change: a number with too few of them to display anything still cannot.
+    reps.update(queries.reputations(session, sorted(marked), now, policy, displayable_only=True))
+    return _sync(session, actor, reps, now)
 
 
 # --- recycling (二次放号) ---------------------------------------------------------------------------
@@ -1143,10 +1186,11 @@ def move_high_risk(
         row.updated_at = now
         if reason.strip():
             row.reason = f"{row.reason}；{reason.strip()}"
+        credited: list[str] = []
         if target is HighRiskState.VERIFIED:
-            _credit(session, e164, {Label.FRAUD_SUSPECTED}, agreed=True)
+            credited = _credit(session, e164, {Label.FRAUD_SUSPECTED}, agreed=True)
         elif current is HighRiskState.SUSPECTED and target is HighRiskState.CLEARED:
-            _credit(session, e164, {Label.FRAUD_SUSPECTED}, agreed=False)
+            credited = _credit(session, e164, {Label.FRAUD_SUSPECTED}, agreed=False)
         audit.record(
             session,
             actor=actor,
@@ -1160,6 +1204,8 @@ def move_high_risk(
         changefeed.emit(
             session, topic=TOPIC_HIGH_RISK, key=e164, payload={"number": e164, "state": target.value}, at=now
         )
+        if credited:
+            _rejudge_marked_by(session, actor, credited, now, _policy(None), also=[e164])
         session.flush()
         return queries.high_risk_from_row(row)
 
@@ -1207,6 +1253,7 @@ def record_verified_complaint(rt: Runtime, actor: Actor, reporter: str) -> None:
             at=now,
             after={"verified_complaints": row.verified_complaints},
         )
+        _rejudge_marked_by(session, actor, [e164], now, _policy(None))
 
 
 # --- reviews of verified numbers -------------------------------------------------------------------
@@ -1234,14 +1281,14 @@ def close_review(
         if row.state != "open":
             raise Conflict(f"review {review_id} is already closed ({row.outcome})", field="review")
         if outcome == "dismissed":
-            _credit(session, row.number, UNWANTED_LABELS, agreed=False)
+            credited = _credit(session, row.number, UNWANTED_LABELS, agreed=False)
             session.execute(
                 delete(MarkRow).where(
                     MarkRow.number == row.number, MarkRow.label.in_([lb.value for lb in UNWANTED_LABELS])
                 )
             )
         else:
-            _credit(session, row.number, UNWANTED_LABELS, agreed=True)
+            credited = _credit(session, row.number, UNWANTED_LABELS, agreed=True)
             identity = session.get(IdentityRow, row.number)
             if identity is not None:
                 session.delete(identity)
@@ -1258,7 +1305,7 @@ def close_review(
             before={"state": "open"},
             after={"review": row.id, "outcome": outcome},
         )
-        _sync(session, actor, queries.reputations(session, [row.number], now, _policy(policy)), now)
+        _rejudge_marked_by(session, actor, credited, now, _policy(policy), also=[row.number])
         return queries.review_from_row(row)
 
 
@@ -1414,7 +1461,7 @@ def decide_appeal(
                 "marks_affected": len(reporters),
             },
         )
-        _sync(session, actor, queries.reputations(session, [row.number], now, _policy(policy)), now)
+        _rejudge_marked_by(session, actor, reporters, now, _policy(policy), also=[row.number])
         appeal = queries.appeal_from_row(row)
     notice = (
         f"【quietline】您对号码 {appeal.number} 标记“{appeal.label.label}”的纠错申请已处理：{result.label}。"

@@ -8,6 +8,13 @@ as preformatted COPY text, into ``marks_stage``; every read and write that needs
 statement joined with it, and the audit rows are built by PostgreSQL itself (``INSERT … SELECT``),
 exactly as ``quietline.platform.sqlbulk`` does for the other bulk imports.
 
+Every read of a big table for the staged rows is a ``LATERAL`` subquery per distinct staged value,
+fenced (``OFFSET 0``, or a row lock) so the planner cannot flatten it into a join: one probe of the
+table's index per value, whatever the planner believes about the sizes. The temporary table has no
+statistics, and both a plain join and ``= ANY(ARRAY(…))`` measured sequential scans of marks_marks per
+batch (the latter comparing every row with every staged number) once the table outgrew its last
+ANALYZE.
+
 The guarantees are those of the SQLite path, statement for statement: the reporters' rate-limit rows are
 locked (``FOR UPDATE``, in reporter order, so concurrent batches cannot deadlock) before they are
 counted; one live mark per (number, reporter) (``ON CONFLICT DO UPDATE``); one audit row per mark, in
@@ -16,30 +23,22 @@ the same transaction, carrying the replaced mark as ``before``.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import Integer, String, bindparam, column, func, select, table, text
+from sqlalchemy import Integer, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from quietline.marks.model import Label, Mark, label_of
-from quietline.marks.orm import MarkRow, RecycleRow, ReporterRow
+from quietline.marks.model import Label, Mark
+from quietline.marks.orm import ReporterRow
 from quietline.platform.actor import Actor
-from quietline.platform.db import UtcDateTime
+from quietline.platform.clock import as_utc
 
 STAGE = "marks_stage"
-_stage = table(
-    STAGE,
-    column("idx", Integer),
-    column("number", String),
-    column("reporter", String),
-    column("label", String),
-    column("at", UtcDateTime),
-    column("device", String),
-)
 
 #: COPY's text format gives these characters a meaning (PostgreSQL manual, "COPY", "File Formats").
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -49,23 +48,6 @@ _NULL = "\\N"
 def copy_text(value: str | None) -> str:
     """A value as a field of COPY's text format (``\\N`` is NULL)."""
     return _NULL if value is None else value.translate(_COPY_ESCAPES)
-
-
-#: One ``marks.add`` audit row per staged mark; ``before`` is the replaced mark with its time written as
-#: ``datetime.isoformat()`` writes a UTC time (no fraction when the microseconds are zero), so the rows
-#: are exactly those of the SQLite path.
-_AUDIT_SQL = """
-INSERT INTO audit_log (at, actor_role, actor, action, subject_type, subject, before, after)
-SELECT :now, :role, :actor, 'marks.add', 'number', s.number,
-  CASE WHEN m.label IS NULL THEN NULL ELSE json_build_object('label', m.label, 'at',
-    to_char(m.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
-    || CASE WHEN to_char(m.at AT TIME ZONE 'UTC', 'US') = '000000' THEN ''
-       ELSE '.' || to_char(m.at AT TIME ZONE 'UTC', 'US') END
-    || '+00:00') END,
-  json_build_object('label', s.label, 'reporter', s.reporter, 'at', s.at_text, 'device', s.device)
-FROM marks_stage AS s LEFT JOIN marks_marks AS m ON m.number = s.number AND m.reporter = s.reporter
-ORDER BY s.idx
-"""
 
 
 #: A reporter's row as the rate limit and the reputation model read it, in ``REPORTER_COLUMNS`` order.
@@ -122,6 +104,9 @@ class PgStage:
     def __init__(self, session: Session, items: Sequence[StagedMark]) -> None:
         self.session = session
         self.size = len(items)
+        # These statements are short and run once per batch: JIT compilation (on by default past a cost
+        # estimate that a 20,000-row batch exceeds) only adds its own time.
+        session.execute(text("SET LOCAL jit = off"))
         session.execute(
             text(
                 "CREATE TEMPORARY TABLE IF NOT EXISTS marks_stage (idx integer, number varchar(32),"
@@ -143,31 +128,40 @@ class PgStage:
             "COPY marks_stage (idx, number, reporter, label, at, at_text, device) FROM STDIN",
             (line(item) for item in items),
         )
-        # Statistics for the planner (autovacuum never analyses temporary tables): without them it
-        # may scan all of marks_marks instead of probing its (number, reporter) index per number.
-        session.execute(text("ANALYZE marks_stage"))
 
     def recycled(self) -> dict[str, datetime]:
         """The last recycling (二次放号) of each staged number that was ever recycled."""
-        numbers = select(_stage.c.number)
-        query = (
-            select(RecycleRow.number, func.max(RecycleRow.at))
-            .where(RecycleRow.number.in_(numbers))
-            .group_by(RecycleRow.number)
+        rows = self._rows(
+            "SELECT s.number, r.at FROM (SELECT DISTINCT number FROM marks_stage) AS s"
+            " CROSS JOIN LATERAL (SELECT max(at) AS at FROM marks_recycles AS r"
+            " WHERE r.number = s.number OFFSET 0) AS r WHERE r.at IS NOT NULL"
         )
-        found: dict[str, datetime] = {}
-        for number, at in self.session.connection().execute(query):
-            found[number] = at
-        return found
+        return {number: as_utc(at) for number, at in rows}
+
+    def _rows(self, sql: str) -> list[tuple[Any, ...]]:
+        """Rows of a query on the session's own connection, straight from the driver: psycopg's C loaders
+        build the tuples, without SQLAlchemy's per-row processing (these queries return tens of
+        thousands of rows per batch). Its ``timestamptz`` values are aware datetimes in the session's
+        time zone, which the reputation model only subtracts and compares."""
+        raw = self.session.connection().connection.driver_connection
+        if raw is None:  # pragma: no cover - a live session always holds a driver connection
+            raise RuntimeError("no database connection")
+        with raw.cursor() as cursor:
+            cursor.execute(sql)
+            rows: list[tuple[Any, ...]] = cursor.fetchall()
+        return rows
 
     def existing(self) -> dict[str, list[Mark]]:
         """Every live mark of the staged numbers (what the reputations are recomputed from)."""
         found: dict[str, list[Mark]] = defaultdict(list)
-        query = select(MarkRow.number, MarkRow.reporter, MarkRow.label, MarkRow.at, MarkRow.device).where(
-            MarkRow.number.in_(select(_stage.c.number))
+        rows = self._rows(
+            "SELECT m.number, m.reporter, m.label, m.at, m.device"
+            " FROM (SELECT DISTINCT number FROM marks_stage) AS s CROSS JOIN LATERAL"
+            " (SELECT * FROM marks_marks AS m WHERE m.number = s.number OFFSET 0) AS m"
         )
-        for number, reporter, label, at, device in self.session.connection().execute(query):
-            found[number].append(Mark(number, reporter, label_of(label), at, device))
+        labels = {label.value: label for label in Label}
+        for number, reporter, label, at, device in rows:
+            found[number].append(Mark(number, reporter, labels[label], at, device))
         return found
 
     def lock_reporters(self, now: datetime) -> list[ReporterState]:
@@ -187,14 +181,13 @@ class PgStage:
             ),
             {"now": now},
         )
-        query = (
-            select(*REPORTER_COLUMNS)
-            .where(ReporterRow.reporter.in_(select(_stage.c.reporter)))
-            .order_by(ReporterRow.reporter)
-            .with_for_update()
+        rows = self._rows(
+            "SELECT r.reporter, r.first_seen, r.vouched, r.window_start, r.window_count, r.agreed,"
+            " r.disagreed, r.verified_complaints"
+            " FROM (SELECT DISTINCT reporter FROM marks_stage ORDER BY reporter) AS s CROSS JOIN LATERAL"
+            " (SELECT * FROM marks_reporters AS r WHERE r.reporter = s.reporter FOR UPDATE) AS r"
         )
         states: list[ReporterState] = []
-        rows = self.session.connection().execute(query)  # Core: no ORM work per row
         for reporter, first, vouched, start, count, agreed, against, extra in rows:
             states.append((reporter, first, vouched, start, count, agreed, against, extra))
         return states
@@ -248,15 +241,29 @@ class PgStage:
             self.size -= int(dropped.rowcount or 0)  # type: ignore[attr-defined]
         return self.size
 
-    def audit(self, actor: Actor, now: datetime) -> None:
-        """One ``marks.add`` audit row per staged mark, with the mark it replaces as ``before`` (run
-        before ``upsert``), built by PostgreSQL: the same row ``audit.record`` would write."""
-        self.session.execute(
-            text(_AUDIT_SQL).bindparams(
-                bindparam("now", now, type_=UtcDateTime),
-                bindparam("role", actor.role.value),
-                bindparam("actor", str(actor)),
+    def audit(self, actor: Actor, now: datetime, marks: Iterable[tuple[StagedMark, Mark | None]]) -> None:
+        """One ``marks.add`` audit row per accepted mark, with the mark it replaces as ``before``: the
+        row ``audit.record`` would write, its JSON formatted here and COPYed (the replaced marks are
+        known already, from ``existing``)."""
+        head = (
+            f"{now.isoformat()}\t{copy_text(actor.role.value)}\t{copy_text(str(actor))}\tmarks.add\tnumber\t"
+        )
+
+        def line(item: StagedMark, old: Mark | None) -> str:
+            before = _NULL
+            if old is not None:  # the driver's times are in the session's zone: written in UTC as on SQLite
+                before = f'{{"label": "{old.label.value}", "at": "{as_utc(old.at).isoformat()}"}}'
+            device = "null" if item.device is None else json.dumps(item.device)
+            after = (
+                f'{{"label": "{item.label.value}", "reporter": "{item.reporter}",'
+                f' "at": "{item.at.isoformat()}", "device": {device}}}'
             )
+            return f"{head}{item.number}\t{before}\t{copy_text(after)}\n"
+
+        _copy_lines(
+            self.session,
+            "COPY audit_log (at, actor_role, actor, action, subject_type, subject, before, after) FROM STDIN",
+            (line(item, old) for item, old in marks),
         )
 
     def upsert(self) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import String, bindparam, func, select
@@ -373,6 +373,28 @@ def snapshot(session: Session) -> list[SnapshotEntry]:
         SnapshotEntry(number, tuple(sorted(labels.get(number, ()))), risk.get(number))
         for number in sorted(set(labels) | set(risk))
     ]
+
+
+def refresh_candidates(
+    session: Session, now: datetime, policy: ReputationPolicy, *, catch_up: timedelta = timedelta(0)
+) -> list[str]:
+    """The numbers whose judgment can move with time alone (``actions.refresh``): those with a displayed
+    label (evidence decays) and those with at least ``min_reporters`` live marks, one of them from a
+    reporter whose weight still grows with its account's age (not vouched, first seen less than
+    ``established_age_days`` ago, or ``catch_up`` more: the last run may be that old)."""
+    since = now - timedelta(days=policy.established_age_days) - catch_up
+    ramping = (
+        select(MarkRow.number)
+        .join(ReporterRow, ReporterRow.reporter == MarkRow.reporter)
+        .where(ReporterRow.vouched.is_(False), ReporterRow.first_seen > since)
+    )
+    growing = (
+        select(MarkRow.number)
+        .where(MarkRow.number.in_(ramping))
+        .group_by(MarkRow.number)
+        .having(func.count() >= policy.min_reporters)
+    )
+    return sorted(set(displayed_numbers(session)) | set(session.scalars(growing)))
 
 
 def displayed_numbers(session: Session) -> list[str]:

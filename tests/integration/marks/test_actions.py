@@ -407,3 +407,47 @@ def test_bulk_ingest_writes_the_same_rows_on_both_backends(any_runtime: Runtime)
     with any_runtime.sessions() as session:
         [stored] = queries.load_marks(session, ["+8613912340003"])["+8613912340003"]
     assert stored.device == device
+
+
+def test_refresh_shows_a_label_once_its_reporters_accounts_are_established(
+    any_runtime: Runtime, clock: FakeClock
+) -> None:
+    """New accounts weigh little and a burst of them counts once; sixty days later the same marks are
+    six established reporters. No write happens in between: only the scheduled refresh can show it."""
+    for i in range(6):
+        subscriber = reporter(200 + i)
+        actions.add_mark(
+            any_runtime,
+            Actor(Role.SUBSCRIBER, subscriber),
+            number=NUMBER,
+            label="harassment",
+            reporter=subscriber,
+        )
+    assert actions.refresh(any_runtime, OP) == 0
+    clock.advance(days=63)  # the schedule may run late: up to REFRESH_CATCH_UP past the 60 days
+    assert actions.refresh(any_runtime, OP) == 1
+    assert feed(any_runtime, actions.TOPIC_LABEL) == [
+        {"number": NUMBER, "label": "harassment", "displayed": True}
+    ]
+    assert actions.refresh(any_runtime, OP) == 0  # idempotent
+    with any_runtime.sessions() as session:
+        assert [e.action for e in audit.for_subject(session, "marks", "all")] == ["marks.refresh"]
+
+
+def test_an_upheld_appeal_rejudges_every_number_its_reporters_marked(any_runtime: Runtime) -> None:
+    """The reporters who wrongly marked one number lose credibility: their marks elsewhere weigh less at
+    once, in the appeal's own transaction, not at the next refresh."""
+    other = "+8613912340099"
+    mark_n(any_runtime, 4, "harassment")
+    mark_n(any_runtime, 4, "harassment", number=other)
+    with any_runtime.sessions() as session:
+        assert queries.reputation_of(session, other, any_runtime.clock.now()).is_red
+    appeal = actions.open_appeal(
+        any_runtime, OP, number=NUMBER, label="harassment", reason="not us", proof="carrier_statement"
+    )
+    actions.decide_appeal(any_runtime, OP, appeal.id, outcome="upheld")
+    assert {"number": other, "label": "harassment", "displayed": False} in feed(
+        any_runtime, actions.TOPIC_LABEL
+    )
+    with any_runtime.sessions() as session:
+        assert not queries.reputation_of(session, other, any_runtime.clock.now()).is_red
