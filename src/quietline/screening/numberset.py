@@ -19,6 +19,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -33,13 +34,20 @@ INVERSE = pow(MULTIPLIER, -1, 1 << OFFSET_BITS)
 MAX_NUMBER = (1 << 50) - 1
 #: Target average bucket load (between this and twice this).
 TARGET_LOAD = 4
-#: Remainders of adjacent bucket entries compared per vectorised pass before the overflow loop.
-WINDOW = 4
+#: Entries at the start of a bucket compared by the vectorised lookup before the (rare) overflow loop:
+#: the average load is 4–8, so nearly every bucket fits.
+WINDOW = 8
+#: Padding after the last remainder (older snapshots were saved with 4).
+PADDING = 4
 #: Queries handled per vectorised chunk (keeps temporaries in cache).
-CHUNK = 1 << 14
-#: Regions of at most this many numbers get a bit filter (32 bits per number: ~3 % false candidates).
+CHUNK = 1 << 15
+#: Regions of at most this many numbers get a byte filter in front of the exact lookup.
 FILTER_MAX = 1 << 20
-FILTER_BITS_PER_ENTRY = 32
+#: Filter slots per member, rounded up to a power of two (8–16: at most ~12 % false candidates).
+FILTER_SLOTS_PER_ENTRY = 8
+#: Fibonacci hashing (Knuth, TAOCP 6.4) of the low 34 bits: the top bits of ``n * FIB * 2**30 mod 2**64``
+#: depend only on ``n mod 2**34`` and spread any range of numbers evenly.
+FIB34 = np.uint64((0x9E3779B97F4A7C15 << 30) & ((1 << 64) - 1))
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -85,8 +93,8 @@ class _Region:
     rem_bits: int
     offsets: npt.NDArray[np.uint32]
     rems: npt.NDArray[np.unsignedinteger[Any]]
-    #: The bit filter of a small region, built on first batch use.
-    filter_cache: list[tuple[int, npt.NDArray[np.uint8]]] = field(
+    #: The byte filter of a small region, built on first batch use.
+    filter_cache: list[tuple[np.uint64, npt.NDArray[np.bool_]]] = field(
         default_factory=list, compare=False, repr=False
     )
 
@@ -99,9 +107,7 @@ class _Region:
         buckets = (h >> np.uint64(rem_bits)).astype(np.int64)
         offsets = np.zeros((1 << bbits) + 1, dtype=np.uint32)
         np.cumsum(np.bincount(buckets, minlength=1 << bbits), out=offsets[1:])
-        rems = np.zeros(
-            len(h) + WINDOW, dtype=_rem_dtype(rem_bits)
-        )  # padded: a window never runs off the end
+        rems = np.zeros(len(h) + PADDING, dtype=_rem_dtype(rem_bits))  # padded: scalar scans stay inside
         rems[: len(h)] = h & np.uint64((1 << rem_bits) - 1)
         return cls(rem_bits, offsets, rems)
 
@@ -115,61 +121,74 @@ class _Region:
         h = (buckets << np.uint64(self.rem_bits)) | self.rems[: self.count].astype(np.uint64)
         return (h * np.uint64(INVERSE)) & np.uint64(OFFSET_MASK)
 
-    def contains_many(self, offsets_u: npt.NDArray[np.uint64]) -> BoolArray:
-        out = np.zeros(len(offsets_u), dtype=np.bool_)
+    def contains_many(self, numbers_u: npt.NDArray[np.uint64]) -> BoolArray:
+        """Membership of numbers (as ``uint64``) whose region is this one; only their low 34 bits are
+        read (``n * M mod 2**34`` equals ``(n mod 2**34) * M mod 2**34``), so callers pass whole numbers
+        and check the region themselves."""
         count = self.count
         if count == 0:
-            return out
+            return np.zeros(len(numbers_u), dtype=np.bool_)
         if count <= FILTER_MAX:
-            # Small set (system lists, consents): a bit filter in cache rules out nearly every query,
-            # and only the few candidates are looked up exactly.
-            fbits, bitmap = self._filter()
-            h = (offsets_u * np.uint64(MULTIPLIER)) & np.uint64(OFFSET_MASK)
-            f = h >> np.uint64(OFFSET_BITS - fbits)
-            maybe = (bitmap[f >> np.uint64(3)] >> (f & np.uint64(7)).astype(np.uint8)) & np.uint8(1)
+            # Small set (system lists, consents, marks): a byte table in cache rules out nearly every
+            # query with one multiply, one shift and one read; only candidates are looked up exactly.
+            shift, table = self._filter()
+            maybe = table.take((numbers_u * FIB34) >> shift)
             candidates = np.flatnonzero(maybe)
+            out = np.zeros(len(numbers_u), dtype=np.bool_)
             if len(candidates):
-                out[candidates] = self._exact(offsets_u[candidates])
+                out[candidates] = self._exact(numbers_u[candidates])
             return out
-        for start in range(0, len(offsets_u), CHUNK):
-            chunk = offsets_u[start : start + CHUNK]
-            out[start : start + len(chunk)] = self._exact(chunk)
+        if len(numbers_u) <= CHUNK:
+            return self._exact(numbers_u)
+        out = np.empty(len(numbers_u), dtype=np.bool_)
+        for start in range(0, len(numbers_u), CHUNK):
+            out[start : start + CHUNK] = self._exact(numbers_u[start : start + CHUNK])
         return out
 
-    def _filter(self) -> tuple[int, npt.NDArray[np.uint8]]:
+    def _filter(self) -> tuple[np.uint64, npt.NDArray[np.bool_]]:
         if self.filter_cache:
             return self.filter_cache[0]
-        count = self.count
-        fbits = max(10, int(np.ceil(np.log2(max(count, 1) * FILTER_BITS_PER_ENTRY))))
-        h = (self.offsets_of_members() * np.uint64(MULTIPLIER)) & np.uint64(OFFSET_MASK)
-        f = (h >> np.uint64(OFFSET_BITS - fbits)).astype(np.int64)
-        bitmap = np.zeros((1 << fbits) // 8, dtype=np.uint8)
-        np.bitwise_or.at(bitmap, f >> 3, (1 << (f & 7)).astype(np.uint8))
-        self.filter_cache.append((fbits, bitmap))
-        return fbits, bitmap
+        bits = max(10, int(np.ceil(np.log2(max(self.count, 1) * FILTER_SLOTS_PER_ENTRY))))
+        shift = np.uint64(64 - bits)
+        table = np.zeros(1 << bits, dtype=np.bool_)
+        table[(self.offsets_of_members() * FIB34) >> shift] = True
+        self.filter_cache.append((shift, table))
+        return shift, table
 
     def _exact(self, chunk: npt.NDArray[np.uint64]) -> BoolArray:
+        """Exact membership: bucket bounds from the offset table, then the first ``WINDOW`` entries of
+        each bucket compared at once, then the few longer buckets entry by entry.
+
+        A remainder may equal the query's in a *later* bucket that the window runs into, so only the
+        first matching position counts, and only when it lies inside the bucket (``first < n``)."""
         rems = self.rems
         h = (chunk * np.uint64(MULTIPLIER)) & np.uint64(OFFSET_MASK)
         b = (h >> np.uint64(self.rem_bits)).astype(np.intp)
+        s = self.offsets.take(b).astype(np.intp)
+        n = self.offsets[1:].take(b) - s
         r = (h & np.uint64((1 << self.rem_bits) - 1)).astype(rems.dtype)
-        s = self.offsets[b].astype(np.intp)
-        n = self.offsets[b + 1].astype(np.intp) - s
-        hit = rems[s] == r
-        hit &= n > 0
-        for j in range(1, WINDOW):
-            hit |= (rems[s + j] == r) & (n > j)
-        pending = np.flatnonzero((n > WINDOW) & ~hit)
+        first = np.full(len(chunk), np.iinfo(np.intp).max, dtype=np.intp)  # no match: never < n
+        for j in range(min(WINDOW, len(rems)) - 1, -1, -1):
+            np.copyto(first, j, where=rems[j:].take(s, mode="clip") == r)
+        hit: BoolArray = first < n
+        pending = np.flatnonzero(n > WINDOW)
+        if len(pending):
+            pending = pending[~hit[pending]]
         j = WINDOW
         while len(pending):
-            inside = n[pending] > j
-            pending = pending[inside]
+            pending = pending[n[pending] > j]
             found = rems[s[pending] + j] == r[pending]
             hit[pending[found]] = True
             pending = pending[~found]
             j += 1
-        result: BoolArray = hit
-        return result
+        return hit
+
+
+@lru_cache(maxsize=1)
+def _patterns16() -> list[bytes]:
+    """``struct.pack("<H", r)`` for every ``r`` (about 2 MB, once per process)."""
+    pack = struct.Struct("<H").pack
+    return [pack(r) for r in range(1 << 16)]
 
 
 def _in_bucket(data: bytes, width: int, pattern: bytes, start: int, end: int) -> bool:
@@ -261,19 +280,24 @@ class NumberSet:
             return general
         ((key, (rem_bits, mask, offsets, data, width)),) = self._lookup.items()
         find = data.find
+        # The byte patterns of every 16-bit remainder, built once and shared: no ``pack`` call per lookup.
+        patterns = _patterns16() if width == 2 else None
         pack = struct.Struct({2: "<H", 4: "<I", 8: "<Q"}[width]).pack
+        multiplier, offset_mask, offset_bits = MULTIPLIER, OFFSET_MASK, OFFSET_BITS
 
         def single_region(number: int) -> bool:
-            if number in added:
-                return True
-            if number in removed:
+            if added or removed:
+                if number in added:
+                    return True
+                if number in removed:
+                    return False
+            if number >> offset_bits != key:
                 return False
-            if number >> OFFSET_BITS != key:
-                return False
-            h = ((number & OFFSET_MASK) * MULTIPLIER) & OFFSET_MASK
+            # (n * M) mod 2**34 == ((n mod 2**34) * M) mod 2**34: no separate masking of the offset.
+            h = (number * multiplier) & offset_mask
             b = h >> rem_bits
             end = offsets[b + 1] * width
-            pattern = pack(h & mask)
+            pattern = patterns[h & mask] if patterns is not None else pack(h & mask)
             i = find(pattern, offsets[b] * width, end)
             while i >= 0:
                 if not i % width:
@@ -286,18 +310,18 @@ class NumberSet:
     def contains_many(self, numbers: npt.ArrayLike) -> BoolArray:
         """Vectorised membership of an int64 array (the batch and wash path)."""
         arr = np.asarray(numbers, dtype=np.int64)
-        out = np.zeros(len(arr), dtype=np.bool_)
         if not self._regions or not len(arr):
-            return out
+            return np.zeros(len(arr), dtype=np.bool_)
         region_ids = arr >> OFFSET_BITS
         if len(self._regions) == 1:
             ((key, region),) = self._regions.items()
-            hits = region.contains_many((arr & OFFSET_MASK).astype(np.uint64))
-            single: BoolArray = hits & (region_ids == key)
-            return single
+            hits = region.contains_many(arr.view(np.uint64))
+            hits &= region_ids == key
+            return hits
+        out = np.zeros(len(arr), dtype=np.bool_)
         for key, region in self._regions.items():
             sel = np.flatnonzero(region_ids == key)
-            out[sel] = region.contains_many((arr[sel] & OFFSET_MASK).astype(np.uint64))
+            out[sel] = region.contains_many(arr[sel].view(np.uint64))
         return out
 
     def to_array(self) -> IntArray:

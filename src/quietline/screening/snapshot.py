@@ -439,7 +439,18 @@ class Snapshot:
         category = req.category
         if category is None:
             return _DEFAULT_ALLOW
-        return self._marketing(req.callee, category, req.channel, req.enterprise) or _DEFAULT_ALLOW
+        # Step 6, inlined (``_marketing`` without the call).
+        callee = req.callee
+        channel = req.channel
+        enterprise = req.enterprise
+        if enterprise:
+            granted = self.consents.get((enterprise, category, channel))
+            if granted is not None and granted.has(callee):
+                return _DEFAULT_ALLOW
+        refused_all, refused_k = self._refusal_tests[(category, channel)]
+        if refused_all(callee) or refused_k(callee):
+            return _REFUSED
+        return _NO_CONSENT if self.strict else _DEFAULT_ALLOW
 
     def _marketing(
         self, callee: int, category: Category, channel: Channel, enterprise: str | None
