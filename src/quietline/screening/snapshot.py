@@ -66,6 +66,8 @@ CHANNELS: tuple[str, ...] = tuple(c.value for c in Channel)
 FORMAT_VERSION = 1
 #: Sets up to this size also keep a Python set of their members for the per-call path (≤ ~20 MB).
 SMALL_SET = 1 << 18
+#: Batches test callers against one union of the caller lists while they hold at most this many.
+UNION_MAX = 1 << 20
 
 #: The shared immutable outcomes, bound once: reading an enum member off its class costs a descriptor
 #: call in Python 3.11, and the per-call path has no time for it.
@@ -408,6 +410,8 @@ class Snapshot:
         # a callee without personal lists, is decided by step 6 alone (``decide``'s fast path). ``None``
         # when one of those lists is too large to mirror in a Python set (the fast path is off).
         self._caller_lists = (self.system_allow, self.system_block, self.high_risk, self.warnings)
+        # A superset of their members for batches (``_caller_rows``); dropped when one of them grows.
+        self._caller_union: NumberSet | None = None
         self._special: set[int] | None = None
         if all(live.members is not None for live in self._caller_lists):
             self._special = set(self.never_block).union(
@@ -527,62 +531,105 @@ class Snapshot:
         n = len(callers_a)
         if len(callees_a) != n:
             raise ValueError("callers and callees differ in length")
-        # (condition, reason) in the order of the decision; the first that holds decides a row.
-        steps: list[tuple[npt.NDArray[np.bool_], npt.NDArray[np.uint8] | int]] = []
+        # (rows, reason) in the order of the decision, rows as a mask or as indices; the first step
+        # that holds decides a row.
+        steps: list[tuple[npt.NDArray[Any], npt.NDArray[np.uint8] | int]] = []
         code = REASON_INDEX
 
-        never = np.zeros(n, dtype=np.bool_)
-        if caller_never_block is not None:
-            never |= np.asarray(caller_never_block, dtype=np.bool_)
-        if self.never_block:
-            never |= np.isin(callers_a, np.fromiter(self.never_block, dtype=np.int64))
-        if caller_national is not None:
-            never |= np.fromiter((s in self.never_block_national for s in caller_national), np.bool_, n)
-        steps.append((never, code[Reason.NEVER_BLOCK]))
+        if caller_never_block is not None or self.never_block or caller_national is not None:
+            never = np.zeros(n, dtype=np.bool_)
+            if caller_never_block is not None:
+                never |= np.asarray(caller_never_block, dtype=np.bool_)
+            if self.never_block:
+                never |= np.isin(callers_a, np.fromiter(self.never_block, dtype=np.int64))
+            if caller_national is not None:
+                never |= np.fromiter((s in NEVER_BLOCK_NATIONAL for s in caller_national), np.bool_, n)
+            steps.append((never, code[Reason.NEVER_BLOCK]))
         if self.personal:
-            personal = np.full(n, 255, dtype=np.uint8)
-            international = (
-                np.asarray(caller_international, dtype=np.bool_)
-                if caller_international is not None
-                else np.zeros(n, dtype=np.bool_)
-            )
-            for i in np.flatnonzero(self._owner_set().contains_many(callees_a)).tolist():
-                lists = self.personal.get(int(callees_a[i]))
-                if lists is None:
-                    continue
-                national = caller_national[i] if caller_national is not None else ""
-                reason = lists.match(int(callers_a[i]), national, bool(international[i]))
-                if reason is not None:
-                    personal[i] = code[reason]
-            steps.append((personal != 255, personal))
+            steps.append(self._personal_rows(callers_a, callees_a, caller_national, caller_international))
+        # Steps 4, 5 and 7 test the caller: one filter over the union of those lists finds the few rows
+        # that can be on any of them, and only those rows are tested list by list.
+        caller_rows = self._caller_rows(callers_a)
+        sub = callers_a if caller_rows is None else callers_a[caller_rows]
+
+        def on(live: LiveSet) -> npt.NDArray[Any]:
+            found = live.contains_many(sub)
+            return found if caller_rows is None else caller_rows[found]
+
         for live, reason in (
             (self.system_allow, Reason.SYSTEM_ALLOW),
             (self.system_block, Reason.SYSTEM_BLOCK),
             (self.high_risk, Reason.SYSTEM_BLOCK),
         ):
             if len(live):
-                steps.append((live.contains_many(callers_a), code[reason]))
+                steps.append((on(live), code[reason]))
         if category is not None:
             ch = channel.value
-            refused = np.zeros(n, dtype=np.bool_)
+            refused: npt.NDArray[np.bool_] | None = None
             for scope in (category.value, ALL_CATEGORIES):
                 if len(self.refusals[(scope, ch)]):
-                    refused |= self.refusals[(scope, ch)].contains_many(callees_a)
+                    found = self.refusals[(scope, ch)].contains_many(callees_a)
+                    refused = found if refused is None else refused | found
             granted = self.consents.get((enterprise, category.value, ch)) if enterprise else None
-            if granted is not None and len(granted):
-                not_consented = ~granted.contains_many(callees_a)
-                steps.append((refused & not_consented, code[Reason.REFUSED_CATEGORY]))
-            else:
-                not_consented = np.ones(n, dtype=np.bool_)
-                steps.append((refused, code[Reason.REFUSED_CATEGORY]))
+            consented = granted.contains_many(callees_a) if granted is not None and len(granted) else None
+            if refused is not None:
+                steps.append(
+                    (refused if consented is None else refused & ~consented, code[Reason.REFUSED_CATEGORY])
+                )
             if self.strict:
-                steps.append((not_consented, code[Reason.NO_CONSENT]))
+                steps.append(
+                    (np.ones(n, dtype=np.bool_) if consented is None else ~consented, code[Reason.NO_CONSENT])
+                )
         if len(self.warnings):
-            steps.append((self.warnings.contains_many(callers_a), code[Reason.CROWD_WARNING]))
+            steps.append((on(self.warnings), code[Reason.CROWD_WARNING]))
         reasons = np.full(n, code[Reason.DEFAULT_ALLOW], dtype=np.uint8)
-        for condition, reason_code in reversed(steps):  # earlier steps overwrite later ones
-            np.copyto(reasons, reason_code, where=condition, casting="unsafe")
+        for rows, reason_code in reversed(steps):  # earlier steps overwrite later ones
+            if rows.dtype == np.bool_:
+                np.copyto(reasons, reason_code, where=rows, casting="unsafe")
+            else:
+                reasons[rows] = reason_code
         return DECISION_OF_REASON[reasons], reasons
+
+    def _personal_rows(
+        self,
+        callers: IntArray,
+        callees: IntArray,
+        caller_national: Sequence[str] | None,
+        caller_international: npt.ArrayLike | None,
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.uint8]]:
+        """Steps 2–3 for a batch: the rows a personal list decides, and their reasons (few rows: the
+        callees with personal lists are found with one filter, then matched one by one)."""
+        international = (
+            np.asarray(caller_international, dtype=np.bool_)
+            if caller_international is not None
+            else np.zeros(len(callers), dtype=np.bool_)
+        )
+        rows: list[int] = []
+        reasons: list[int] = []
+        for i in np.flatnonzero(self._owner_set().contains_many(callees)).tolist():
+            lists = self.personal.get(int(callees[i]))
+            if lists is None:
+                continue
+            national = caller_national[i] if caller_national is not None else ""
+            reason = lists.match(int(callers[i]), national, bool(international[i]))
+            if reason is not None:
+                rows.append(i)
+                reasons.append(REASON_INDEX[reason])
+        return np.array(rows, dtype=np.intp), np.array(reasons, dtype=np.uint8)
+
+    def _caller_rows(self, callers: IntArray) -> npt.NDArray[np.intp] | None:
+        """Rows whose caller is on a system list or marked (``None``: those lists are too large for
+        one union filter, test each list on every row)."""
+        lists = [live for live in self._caller_lists if len(live)]
+        if not lists:
+            return np.zeros(0, dtype=np.intp)
+        if sum(len(live) for live in lists) > UNION_MAX:
+            return None
+        union = self._caller_union
+        if union is None:
+            union = NumberSet.from_array(np.concatenate([live.to_array() for live in lists]))
+            self._caller_union = union
+        return np.flatnonzero(union.contains_many(callers))
 
     def _owner_set(self) -> NumberSet:
         if self._owners is None:
@@ -659,6 +706,8 @@ class Snapshot:
     def _set_caller_list(self, target: LiveSet, number: int, active: bool) -> None:
         """Change a list that decides by caller (system lists, marks) and keep ``_special`` exact."""
         self._set(target, number, active)
+        if active:
+            self._caller_union = None
         special = self._special
         if special is None:
             return

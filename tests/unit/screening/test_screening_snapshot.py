@@ -519,3 +519,40 @@ def test_feed_cursor_accepts_out_of_order_ids_and_never_applies_one_twice(tmp_pa
     snap.mark_applied(14)
     snap.skip_to(13)  # 13 never committed (rolled back)
     assert (snap.feed_low, snap.gaps()) == (14, [])
+
+
+@pytest.mark.parametrize("union_max", [0, 1 << 20])
+def test_batch_caller_lists_follow_deltas_with_and_without_the_union_filter(
+    monkeypatch: pytest.MonkeyPatch, union_max: int
+) -> None:
+    """The batch path tests callers against one union of the caller lists (or, when those are too
+    large, each list on every row); both follow deltas and agree with single decisions."""
+    monkeypatch.setattr("quietline.screening.snapshot.UNION_MAX", union_max)
+    snap = Snapshot(policy=ConsentPolicy.OPT_OUT)
+    callers = np.array(POOL * len(POOL), dtype=np.int64)
+    callees = np.repeat(np.array(POOL, dtype=np.int64), len(POOL))
+
+    def check() -> list[Reason]:
+        _, reasons = snap.decide_batch(callers, callees, channel=Channel.CALL)
+        for caller, callee, r in zip(callers.tolist(), callees.tolist(), reasons, strict=True):
+            assert REASON_ORDER[r] is snap.decide(ScreenRequest(caller, callee)).reason
+        return [REASON_ORDER[r] for r in reasons]
+
+    assert set(check()) == {Reason.DEFAULT_ALLOW}
+    events = [
+        ("registry.system_list", {"list": "block", "number": e164(POOL[0]), "active": True, "reason": "x"}),
+        ("marks.label", {"number": e164(POOL[1]), "label": "harassment", "displayed": True}),
+        ("registry.system_list", {"list": "allow", "number": e164(POOL[2]), "active": True, "reason": "x"}),
+        ("marks.high_risk", {"number": e164(POOL[3]), "state": "verified"}),
+    ]
+    for i, (topic, payload) in enumerate(events, start=1):
+        snap.apply(i, topic, payload, T0)
+        check()
+    assert set(check()) == {
+        Reason.SYSTEM_BLOCK,
+        Reason.CROWD_WARNING,
+        Reason.SYSTEM_ALLOW,
+        Reason.DEFAULT_ALLOW,
+    }
+    snap.apply(9, "registry.system_list", {**events[0][1], "active": False}, T0)
+    assert check().count(Reason.SYSTEM_BLOCK) == len(POOL)  # only the high-risk caller is left
