@@ -16,9 +16,10 @@ the same checks in full. A request is counted once against the client's limit, w
 
 from __future__ import annotations
 
-import asyncio
+import concurrent.futures
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -42,6 +43,7 @@ from quietline.platform.runtime import Runtime
 from quietline.vocabulary import Role
 
 router = APIRouter(prefix="/v1", tags=["marks"])
+log = logging.getLogger(__name__)
 
 Marker = Annotated[Actor, Depends(require(Role.SUBSCRIBER, Role.OPERATOR))]
 Recycler = Annotated[Actor, Depends(require(Role.CARRIER, Role.OPERATOR))]
@@ -81,6 +83,31 @@ class MarksApiState:
     keys: dict[bytes, tuple[float, str]] = field(default_factory=dict)
     #: A number as spelled in a request path → its E.164 form.
     spellings: dict[str, str] = field(default_factory=dict)
+    #: Numbers whose expired answer is being recomputed in the background, and the last such job.
+    poll_pending: bool = False
+    revalidating: set[str] = field(default_factory=set)
+    last_revalidation: concurrent.futures.Future[None] | None = None
+    #: Background work (feed polls, recomputing expired answers): never on a request's path.
+    background: concurrent.futures.ThreadPoolExecutor = field(
+        default_factory=lambda: concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="marks-lookup")
+    )
+
+    def revalidate(self, rt: Runtime, e164: str) -> None:
+        """Recompute an expired answer in the background (once at a time per number)."""
+        if e164 in self.revalidating:
+            return
+        self.revalidating.add(e164)
+
+        def job() -> None:
+            try:
+                ticket = self.cache.ticket()
+                self.cache.put(e164, compute_answer(rt, e164), ticket)
+            except Exception:
+                log.exception("reputation cache: recomputing %s failed", e164)
+            finally:
+                self.revalidating.discard(e164)
+
+        self.last_revalidation = self.background.submit(job)
 
     async def fresh(self) -> None:
         """Bring the cache up to the change feed: in the background every ``poll_interval``; waiting
@@ -94,8 +121,15 @@ class MarksApiState:
             return
         if age >= self.max_staleness:
             await run_in_threadpool(watch.poll)
-        else:
-            asyncio.get_running_loop().run_in_executor(None, watch.poll_quietly)
+        elif not self.poll_pending:
+            self.poll_pending = True
+            self.background.submit(self._poll_in_background, watch)
+
+    def _poll_in_background(self, watch: FeedWatch) -> None:
+        try:
+            watch.poll_quietly()
+        finally:
+            self.poll_pending = False
 
     def client_of(self, scope: Scope) -> str | None:
         """The client a request counts against, when known without the database (see ``client_id``)."""
@@ -198,10 +232,13 @@ class ReputationFastPath:
         scope[_COUNTED] = True
         await state.fresh()
         e164 = state.spellings.get(spelled)
-        cached = None if e164 is None else state.cache.get(e164)
-        if cached is None:
+        found = None if e164 is None else state.cache.lookup(e164)
+        if e164 is None or found is None:
             return False
-        await _send(send, 200, cached, [(b"x-cache", b"hit")])
+        body, fresh = found
+        if not fresh:  # only counts can be old: serve it once more and recompute it behind
+            state.revalidate(scope["app"].state.runtime, e164)
+        await _send(send, 200, body, [(b"x-cache", b"hit" if fresh else b"stale")])
         return True
 
 
@@ -272,6 +309,15 @@ def _public(
     }
 
 
+def compute_answer(rt: Runtime, e164: str) -> bytes:
+    """The public answer for a number, from the database, serialised once per cache entry (a hit is
+    then a dictionary look-up and a write)."""
+    with rt.sessions() as session:
+        rep = queries.reputations(session, [e164], rt.clock.now())[e164]
+        body = _public(rep, queries.high_risk(session, e164), queries.block_standing(session, e164))
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 @router.get(
     "/numbers/{number}/reputation",
     response_model=ReputationOut,
@@ -304,16 +350,8 @@ async def reputation(
     if cached is not None:
         return Response(content=cached, media_type="application/json", headers={"X-Cache": "hit"})
     rt = _rt(request)
-
-    def compute() -> bytes:
-        with rt.sessions() as session:
-            rep = queries.reputations(session, [e164], rt.clock.now())[e164]
-            body = _public(rep, queries.high_risk(session, e164), queries.block_standing(session, e164))
-        # Serialised once per cache entry: a hit is then a dictionary look-up and a write.
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-
     ticket = state.cache.ticket()  # before the read: a change invalidated meanwhile is not stored
-    computed = await run_in_threadpool(compute)
+    computed = await run_in_threadpool(compute_answer, rt, e164)
     state.cache.put(e164, computed, ticket)
     return Response(content=computed, media_type="application/json", headers={"X-Cache": "miss"})
 

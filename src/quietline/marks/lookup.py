@@ -15,7 +15,9 @@ effective across the whole system within one second):
   invalidated since the computation started (``AnswerCache.ticket``): a slow read that raced a change
   cannot put the old label back.
 * **A time-to-live** for the rest of an answer (counts, confidences, "最近一次 2 天前"), which changes with
-  every mark even when no displayed state does.
+  every mark even when no displayed state does. An answer past it is still served once while it is
+  recomputed in the background (stale-while-revalidate), so expiry never puts a database read on a
+  caller's path; a label change is never served that way, since invalidation removes the answer.
 
 The per-client limit is a token bucket per client in each serving process. Several worker processes
 (``quietline serve --workers N``) share one configured limit: each admits ``limit / N`` per window
@@ -77,16 +79,18 @@ class AnswerCache:
         self._forgotten_upto = 0  # seq of the newest drop no longer remembered per number
 
     def get(self, key: str) -> bytes | None:
-        item = self._items.get(key)  # a dict read is atomic; expiry is checked without the lock
+        """The answer while it is within its time to live."""
+        found = self.lookup(key)
+        return None if found is None or not found[1] else found[0]
+
+    def lookup(self, key: str) -> tuple[bytes, bool] | None:
+        """The answer and whether it is still within its time to live. An expired answer is kept until
+        it is replaced, invalidated or evicted: only its counts can be old (label changes drop it), so
+        the caller may serve it while it recomputes (``stale-while-revalidate``)."""
+        item = self._items.get(key)  # a dict read is atomic under the GIL
         if item is None:
             return None
-        if item[0] < self._monotonic():
-            with self._lock:
-                current = self._items.get(key)
-                if current is item:
-                    del self._items[key]
-            return None
-        return item[1]
+        return item[1], item[0] >= self._monotonic()
 
     def ticket(self) -> int:
         """Take before reading the database for an answer; hand to ``put``."""

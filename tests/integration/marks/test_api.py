@@ -282,3 +282,25 @@ def test_an_api_key_counts_against_its_own_bucket_on_the_fast_path_too(
     # route the first time and on the fast path after.
     bogus = {"Authorization": "Bearer ql_nope_nope"}
     assert [api_client.get(url, headers=bogus).status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_an_expired_answer_is_served_once_more_while_it_is_recomputed(
+    api_app: FastAPI, api_client: TestClient, runtime: Runtime
+) -> None:
+    """Expiry only refreshes counts: the caller gets the old answer at once and the next one is new."""
+    ticks = [1000.0]
+    cache = AnswerCache(60.0, monotonic=lambda: ticks[0])
+    state = MarksApiState(cache, TokenBucketLimiter(10_000))
+    api_app.state.marks_api = state
+    mark_n(runtime, 4)
+    url = f"/v1/numbers/{NUMBER}/reputation"
+    assert api_client.get(url).headers["x-cache"] == "miss"
+    actions.add_mark(runtime, OP, number=NUMBER, label="real_estate", reporter="+8613700000001")
+    assert api_client.get(url).json()["labels"][0]["count"] == 4  # cached
+    ticks[0] += 61
+    stale = api_client.get(url)
+    assert (stale.headers["x-cache"], stale.json()["labels"][0]["count"]) == ("stale", 4)
+    assert state.last_revalidation is not None
+    state.last_revalidation.result(timeout=30)
+    fresh = api_client.get(url)
+    assert (fresh.headers["x-cache"], fresh.json()["labels"][0]["count"]) == ("hit", 5)

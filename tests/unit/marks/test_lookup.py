@@ -24,7 +24,12 @@ def test_answers_expire_after_their_time_to_live() -> None:
     assert cache.get("+8613900000001") == b"a"
     ticks.now += 5.1
     assert cache.get("+8613900000001") is None
-    assert len(cache) == 0
+    # Kept, marked expired, until replaced: the look-up may serve it once more while it recomputes.
+    assert cache.lookup("+8613900000001") == (b"a", False)
+    assert cache.put("+8613900000001", b"b", cache.ticket())
+    assert cache.lookup("+8613900000001") == (b"b", True)
+    cache.drop(["+8613900000001"])
+    assert cache.lookup("+8613900000001") is None  # an invalidated answer is never served
 
 
 def test_an_answer_computed_before_an_invalidation_is_not_stored() -> None:
