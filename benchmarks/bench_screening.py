@@ -6,11 +6,13 @@ Reported, with baselines measured in the same run on the same data:
 
 - bytes per refusal entry (per registered number per category and channel; target ≤ 3);
 - snapshot save and load time (target: load in about a second at 100 M);
-- single decisions in process (``Snapshot.decide`` on a marketing call: all eight steps), p50/p99 in
-  µs, raw and net of the timer's own overhead (target p50 ≤ 2 µs, p99 ≤ 10 µs);
+- single decisions in process (``Snapshot.decide`` on an insurance marketing call with an enterprise,
+  half the callees registered: consent, refusal and strict-policy tests), p50/p99 in µs, raw and net of
+  the timer's own overhead (target p50 ≤ 2 µs, p99 ≤ 10 µs);
 - batch decisions per second on one core, counted in CPU seconds of this process (``time.process_time``:
-  the machine may be shared, and a per-core rate should not count time spent preempted)
-  ``set`` and ≥ 2× a DuckDB anti-join computing the same blocked flags).
+  the machine may be shared, and a per-core rate should not count time spent preempted) (target
+  ≥ 10 M/s, ≥ 3× a Python ``set`` and ≥ 2× DuckDB computing the same blocked flags in SQL; the JSON's
+  ``duckdb_baseline`` says exactly what DuckDB does).
 
     .venv/bin/python benchmarks/bench_screening.py                   # 10 M numbers (a few minutes)
     .venv/bin/python benchmarks/bench_screening.py --numbers 100000000 --queries 10000000
@@ -119,7 +121,12 @@ def main() -> None:
     parser.add_argument("--skip-set", action="store_true", help="skip the Python set baseline (memory)")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
-    result: dict[str, Any] = {"benchmark": "screening", "numbers": args.numbers, "cpu_count": os.cpu_count()}
+    result: dict[str, Any] = {
+        "benchmark": "screening",
+        "numbers": args.numbers,
+        "cpu_count": os.cpu_count(),
+        "load_average_at_start": list(os.getloadavg()),
+    }
 
     # --- the registry -----------------------------------------------------------------------------
     refusing = np.unique(mobiles(rng, int(args.numbers * 1.02)))[: args.numbers]
@@ -244,24 +251,44 @@ def main() -> None:
     ]:
         con.register(f"{name}_arr", {"number": arr})
         con.execute(f"CREATE TABLE {name} AS SELECT number FROM {name}_arr")
-    con.register("queries", {"i": np.arange(q), "caller": b_callers, "callee": b_callees})
-    t = time.process_time()
-    rows = con.execute(
-        """
-        SELECT q.i, a.number IS NULL AND (b.number IS NOT NULL OR (r.number IS NOT NULL AND c.number IS NULL))
-               AS blocked
-        FROM queries q
-        LEFT JOIN refused r ON r.number = q.callee
-        LEFT JOIN consent c ON c.number = q.callee
-        LEFT JOIN sys_allow a ON a.number = q.caller
-        LEFT JOIN sys_block b ON b.number = q.caller
-        """
-    ).fetchnumpy()
-    duck_blocked = np.zeros(q, dtype=np.bool_)
-    duck_blocked[rows["i"]] = rows["blocked"]
-    duck_s = time.process_time() - t
-    assert np.array_equal(duck_blocked, blocked)
+    # The queries are a DuckDB table too, loaded before the clock starts (as our arrays are in memory).
+    con.register("queries_arr", {"i": np.arange(q), "caller": b_callers, "callee": b_callees})
+    con.execute("CREATE TABLE queries AS SELECT * FROM queries_arr")
+    # Two formulations of the same decision; the baseline is the faster one in this run.
+    duck_sql = {
+        "left_joins": """
+            SELECT q.i,
+                   a.number IS NULL AND (b.number IS NOT NULL OR (r.number IS NOT NULL AND c.number IS NULL))
+                   AS blocked
+            FROM queries q
+            LEFT JOIN refused r ON r.number = q.callee
+            LEFT JOIN consent c ON c.number = q.callee
+            LEFT JOIN sys_allow a ON a.number = q.caller
+            LEFT JOIN sys_block b ON b.number = q.caller
+        """,
+        "anti_joins": """
+            SELECT q.i, TRUE AS blocked FROM queries q
+            ANTI JOIN sys_allow a ON a.number = q.caller
+            WHERE q.caller IN (SELECT number FROM sys_block)
+               OR (q.callee IN (SELECT number FROM refused) AND q.callee NOT IN (SELECT number FROM consent))
+        """,
+    }
+    duck_times: dict[str, float] = {}
+    for label, sql in duck_sql.items():
+        t = time.process_time()
+        rows = con.execute(sql).fetchnumpy()  # materialised: every row's flag back in this process
+        duck_blocked = np.zeros(q, dtype=np.bool_)
+        duck_blocked[rows["i"]] = rows["blocked"]
+        duck_times[label] = time.process_time() - t
+        assert np.array_equal(duck_blocked, blocked), label
+    duck_s = min(duck_times.values())
     rates["duckdb_per_s"] = round(q / duck_s)
+    rates["duckdb_per_s_by_query"] = {k: round(q / v) for k, v in duck_times.items()}
+    rates["duckdb_baseline"] = (
+        "DuckDB, 1 thread, the registry, consent and system lists and the query pairs already loaded as "
+        "tables; the same blocked flag per pair computed in SQL (left joins, or anti/semi joins: the "
+        "faster counts) and fetched into NumPy; CPU seconds of this process"
+    )
     rates["speedup_vs_duckdb"] = round(duck_s / batch_s, 2)
     rates["target_per_s"] = 10_000_000
     result["batch"] = {
@@ -269,6 +296,7 @@ def main() -> None:
         **rates,
         "blocked_share": round(float(blocked.mean()), 3),
     }
+    result["load_average_at_end"] = list(os.getloadavg())
     print(json.dumps(result, indent=2))
 
 
