@@ -341,6 +341,9 @@ def _claim_wash_job(rt: Runtime, worker: str, lease: timedelta) -> _Claim | None
     """Take the oldest claimable job for ``worker``, atomically: PostgreSQL locks the row and other
     workers skip it (``FOR UPDATE SKIP LOCKED``); SQLite holds its write lock from ``BEGIN IMMEDIATE``.
     A job out of attempts is failed on the way (and the next one tried)."""
+    with rt.sessions() as session:  # a read first: an idle worker never takes the write lock
+        if session.scalar(select(WashJobRow.id).where(_claimable(rt.clock.now())).limit(1)) is None:
+            return None
     while True:
         with rt.sessions.begin() as session:
             now = rt.clock.now()
@@ -470,14 +473,16 @@ def _release(rt: Runtime, claim: _Claim) -> None:
 def purge_expired_wash_jobs(rt: Runtime) -> int:
     """Delete the results of jobs past their retention (the job row and its counts stay, for audit)."""
     now = rt.clock.now()
+    expired = (
+        WashJobRow.state == WashJobState.DONE.value,
+        WashJobRow.expires_at.is_not(None),
+        WashJobRow.expires_at <= now,
+    )
+    with rt.sessions() as session:  # a read first: nothing to delete takes no write lock
+        if session.scalar(select(WashJobRow.id).where(*expired).limit(1)) is None:
+            return 0
     with rt.sessions.begin() as session:
-        rows = session.scalars(
-            select(WashJobRow).where(
-                WashJobRow.state == WashJobState.DONE.value,
-                WashJobRow.expires_at.is_not(None),
-                WashJobRow.expires_at <= now,
-            )
-        ).all()
+        rows = session.scalars(select(WashJobRow).where(*expired)).all()
         for row in rows:
             _drop_blob(session, row.id, RESULT)
             row.expires_at = None
