@@ -45,7 +45,7 @@ def _ratio(num: int, den: int) -> float:
 
 def score(result: DetectionResult, labels: dict[int, str]) -> dict[str, Any]:
     """Per-pattern precision and recall against the labels, over numbers that placed calls."""
-    callers = {int(r["number"]) for r in result.features}
+    callers = set(result.feature_table.column("number").to_pylist())
     flagged: dict[int, str] = {int(f.number.lstrip("+")): f.pattern for f in result.findings}
     patterns: dict[str, dict[str, Any]] = {}
     for p in ABUSE_PATTERNS:

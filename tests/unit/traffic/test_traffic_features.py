@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import ibis
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from quietline.numbers import InvalidNumber, parse
 from quietline.traffic.features import (
     caller_features,
+    hash_is_unique,
     normalise_number,
     prepare,
     quality,
@@ -195,3 +197,103 @@ def test_normalisation_of_other_kinds(text: str, expected: str | None) -> None:
     else:
         with pytest.raises(InvalidNumber):
             parse(text)
+
+
+def _prepared(rows: list[dict[str, Any]], *, by_hash: bool) -> list[dict[str, Any]]:
+    con = ibis.duckdb.connect()
+    con.raw_sql("SET TimeZone = 'UTC'")
+    raw = ibis.memtable(pa.Table.from_pylist(rows))
+    with quiet_engine_deprecations():
+        numbers = con.create_table("numbers", spellings(raw), temp=True)
+        unique = bool(hash_is_unique(numbers).execute())
+        out = to_arrow(prepare(raw, numbers, by_hash=by_hash)).to_pylist()
+    con.disconnect()
+    assert unique
+    return sorted(out, key=lambda r: (r["ts"] or 0, r["caller"] or 0, r["callee"] or 0))
+
+
+def test_joining_spellings_back_on_their_hash_gives_the_same_rows_as_on_their_text() -> None:
+    rows = [
+        call("+86 138 0013 8000", B, T0),
+        call("008613800138000", "18600186000", T0 + 10),
+        call("13800138000", "not a number", T0 + 20),
+        {**call(A, C, T0 + 30), "callee": None},
+        call("075512345678", "+14155550100", T0 + 40, trunk="intl-gw-1"),
+    ]
+    by_text = _prepared(rows, by_hash=False)
+    assert _prepared(rows, by_hash=True) == by_text
+    assert [r["caller"] for r in by_text] == [8613800138000] * 4 + [8675512345678]
+    assert [r["callee"] for r in by_text] == [8613900139000, 8618600186000, None, None, 14155550100]
+
+
+def test_evidence_ties_go_to_the_earliest_window_and_day_and_the_lowest_victim() -> None:
+    # Two victims bombed in the same 10-minute window with the same number of calls, then a third,
+    # equally hard, a day later: the evidence names the first window and the lower victim number.
+    v1, v2, v3 = "+8613900000002", "+8613900000001", "+8613700000000"
+    rows = [call(A, v, T0 + 10 * i + k, ring=2.0, dur=0.0) for i in range(25) for k, v in enumerate((v1, v2))]
+    rows += [call(A, v3, T0 + 86_400 + 10 * i, ring=2.0, dur=0.0) for i in range(50)]
+    feats, _ = _run(rows)
+    a = feats[8613800138000]
+    assert a["max_window_calls"] == 50  # v3's day: 50 calls to one callee
+    assert a["window_victim"] == 8613700000000
+    rows2 = [
+        call(A, v, T0 + 10 * i + k, ring=2.0, dur=0.0) for i in range(25) for k, v in enumerate((v1, v2))
+    ]
+    rows2 += [
+        call(A, v, T0 + 86_400 + 10 * i + k, ring=2.0, dur=0.0)
+        for i in range(25)
+        for k, v in enumerate((v1, v2))
+    ]
+    feats2, _ = _run(rows2)
+    b = feats2[8613800138000]
+    assert b["max_window_calls"] == 25
+    assert b["window_victim"] == 8613900000001  # the lower of the two numbers
+    assert b["window_bucket"] == T0 // 300  # the earlier day's window
+    assert b["max_day_calls"] == 50
+    assert b["max_day"] == (T0 + 8 * 3600) // 86_400  # the earlier of two equally busy days
+
+
+def test_only_flagged_or_risky_callers_become_candidate_rows() -> None:
+    from quietline.traffic.detect import candidate_rows
+
+    rows = [call(A, B, T0 + 2.5 * i, ring=2.0, dur=0.0) for i in range(40)]
+    rows += [call(C, B, T0 + 60 * i) for i in range(3)]
+    rows += [call(B, C, T0 + 500)]
+    th = Thresholds()
+    con = ibis.duckdb.connect()
+    raw = ibis.memtable(pa.Table.from_pylist(rows))
+    with quiet_engine_deprecations():
+        numbers = con.create_table("numbers", spellings(raw), temp=True)
+        prepared = con.create_table("prepared", prepare(raw, numbers), temp=True)
+        table = to_arrow(flag(caller_features(usable(prepared), th.bombing_window_calls), th))
+    con.disconnect()
+    assert table.num_rows == 3
+    assert [r["number"] for r in candidate_rows(table, {}, 0.5)] == [8613800138000]
+    risky = candidate_rows(table, {8618600186000: 0.9, 8613900139000: 0.1}, 0.5)
+    assert sorted(r["number"] for r in risky) == [8613800138000, 8618600186000]
+
+
+def test_parquet_times_with_a_zone_become_whole_epoch_seconds(tmp_path: Path) -> None:
+    """DuckDB reads a TIMESTAMPTZ column through its own epoch() (detect._engine_times): whole
+    seconds, rounded down like any timestamp, the same as text times give."""
+    import pyarrow.parquet as pq
+
+    from quietline.traffic.detect import connect, read_calls
+
+    when = datetime(2026, 11, 2, 2, 0, 1, 999_000, tzinfo=UTC)
+    table = pa.table(
+        {
+            "caller": [A, A],
+            "callee": [B, B],
+            "start_time": pa.array([when, when], type=pa.timestamp("ms", tz="UTC")),
+            "ring_seconds": [1.0, 1.0],
+            "duration_seconds": [0, 5],
+        }
+    )
+    pq.write_table(table, tmp_path / "calls.parquet")
+    with connect("duckdb") as con:
+        raw = read_calls(con, tmp_path / "calls.parquet")
+        numbers = spellings(raw)
+        got = to_arrow(usable(prepare(raw, numbers))).column("ts").to_pylist()
+    assert got == [int(when.timestamp())] * 2
+    assert got[0] == T0 + 1
