@@ -27,6 +27,7 @@ import random
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 
@@ -59,6 +60,22 @@ def make_marks(n: int, rng: random.Random, start: datetime, offset: int) -> list
         label = LABELS[rng.randrange(len(LABELS))] if rng.random() < 0.3 else "harassment"
         items.append(actions.MarkInput(number, label, reporter, start + timedelta(seconds=i / 1000)))
     return items
+
+
+def backend_cpu_seconds(database: str) -> float:
+    """User + system CPU of the PostgreSQL backends serving ``database`` (a local server: ``/proc``)."""
+    with _admin() as conn:
+        pids = [
+            row[0] for row in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (database,))
+        ]
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def raw_copy(url: str, items: list[actions.MarkInput]) -> float:
@@ -121,6 +138,9 @@ def main() -> None:
         items = make_marks(args.marks, rng, start, offset=0)
         copy_before = raw_copy(url, items)
         changes = rejected = 0
+        with rt.engine.connect() as warm:  # the pool's connection exists before its backend is measured
+            warm.exec_driver_sql("SELECT 1")
+        server_cpu0, client_cpu0 = backend_cpu_seconds(name), time.process_time()
         t0 = time.perf_counter()
         per_batch = []
         for s in range(0, len(items), args.batch):
@@ -130,6 +150,8 @@ def main() -> None:
             changes += result.label_changes
             rejected += len(result.rejected)
         elapsed = time.perf_counter() - t0
+        client_cpu = time.process_time() - client_cpu0
+        server_cpu = backend_cpu_seconds(name) - server_cpu0
         rate = len(items) / elapsed
         copy_after = raw_copy(url, items)
         copy_rate = (copy_before + copy_after) / 2
@@ -161,6 +183,13 @@ def main() -> None:
                     "marks_per_second": round(baseline_rate),
                 },
                 "speedup_vs_naive": round(rate / baseline_rate, 1),
+                "cpu": {
+                    "note": "CPU seconds of the ingesting process and of its PostgreSQL backend; the client "
+                    "waits for the server, so on an otherwise idle machine wall time is about their sum",
+                    "client_seconds": round(client_cpu, 2),
+                    "postgresql_seconds": round(server_cpu, 2),
+                    "marks_per_cpu_second": round(len(items) / (client_cpu + server_cpu)),
+                },
                 "machine_load_average_1m": round(os.getloadavg()[0], 2),
                 "target_marks_per_second": TARGET_PER_SECOND,
                 "meets_target": rate >= TARGET_PER_SECOND,
