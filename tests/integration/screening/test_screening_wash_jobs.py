@@ -222,10 +222,11 @@ def test_results_are_deleted_after_the_retention_period(
 
 
 def test_quota_is_checked_at_submission_and_charged_when_the_job_ends(
-    rt: Runtime, snapshot: Callable[[], Snapshot]
+    rt: Runtime, clock: FakeClock, snapshot: Callable[[], Snapshot]
 ) -> None:
     rt.settings.wash_daily_quota = 8
     first = _submit(rt)
+    clock.advance(seconds=1)  # jobs run oldest first
     second = _submit(rt)  # 5 + 5 > 8, but nothing is charged before a job ends
     with rt.sessions() as session, pytest.raises(Conflict):
         queries.wash_job_result(session, ENTERPRISE, first)
