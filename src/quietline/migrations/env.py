@@ -22,6 +22,7 @@ MODEL_MODULES = (
     "quietline.marks.orm",
     "quietline.screening.orm",
     "quietline.callerauth.orm",
+    "quietline.traffic.orm",
     "quietline.reactions.orm",
     "quietline.oversight.orm",
 )

@@ -12,5 +12,9 @@ Public interface:
 * ``streaming.BombingDetector`` – event-time bombing alerts within 60 s of onset, bounded memory;
   sources: ``streaming.watch_file`` (file tail) and ``nats_source.watch_nats`` (JetStream).
 
-Findings are not stored here: turning them into high-risk candidates is the marks package's job.
+* ``actions.store_run`` / ``actions.AlertRecorder`` – keep a run's findings (``orm``: tables
+  ``traffic_runs``, ``traffic_findings``), audited, and announce each finding of a caller not on an
+  allow list on the change feed (``actions.TOPIC_FINDING``, payload ``actions.FindingPayload``);
+  the reactions relay makes them high-risk candidates in the marks context. ``queries`` reads them
+  back, always for one carrier; ``report.summary`` is what a stored run keeps for the report page.
 """

@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from quietline.platform.errors import InvalidInput
 from quietline.traffic.features import (
+    call_volume,
     caller_features,
     data_span,
     hash_is_unique,
@@ -32,6 +33,7 @@ from quietline.traffic.features import (
     spellings,
     to_arrow,
     usable,
+    volume_step,
 )
 from quietline.traffic.rules import RULE_PATTERNS, Finding, Thresholds, findings_from_rows, flag
 
@@ -49,6 +51,12 @@ class DetectionResult:
     feature_table: pa.Table = field(repr=False)
     timing: dict[str, float]
     backend: str
+    #: First and last call (epoch seconds) of the usable records; None when there were none.
+    data_start: float | None = None
+    data_end: float | None = None
+    #: Calls per time step (``detect(summarise=True)``): ``start`` (epoch seconds), ``step``,
+    #: ``calls`` and ``flagged_calls`` (placed by numbers with a finding).
+    volume: list[dict[str, int]] = field(default_factory=list, repr=False)
 
     @property
     def features(self) -> list[dict[str, Any]]:
@@ -228,8 +236,13 @@ def detect(
     thresholds: Thresholds | None = None,
     allow_list: frozenset[int] = frozenset(),
     risk_model: Any | None = None,
+    summarise: bool = False,
 ) -> DetectionResult:
-    """Run every detector over the call records at ``path``."""
+    """Run every detector over the call records at ``path``.
+
+    With ``summarise`` the result also carries the call volume over time (all calls, and those of
+    numbers with a finding), which a stored run keeps for the carrier's report page.
+    """
     th = thresholds or Thresholds()
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -245,23 +258,40 @@ def detect(
         span = to_arrow(data_span(calls)).to_pylist()[0]
         table = to_arrow(flag(caller_features(calls, th.bombing_window_calls), th))
         timing["features"] = round(time.perf_counter() - t1, 3)
-    t2 = time.perf_counter()
-    scores: dict[int, float] = {}
-    if risk_model is not None:
-        scores = risk_model.score_table(table)
-        timing["risk_score"] = round(time.perf_counter() - t2, 3)
-    # Only candidates become Python objects: a rule matched, or the risk score reached its threshold.
-    findings = findings_from_rows(
-        candidate_rows(table, scores, th.fraud_risk_min_score),
-        th,
-        data_end=span["last_ts"],
-        allow_list=allow_list,
-        risk_scores=scores,
-    )
+        t2 = time.perf_counter()
+        scores: dict[int, float] = {}
+        if risk_model is not None:
+            scores = risk_model.score_table(table)
+            timing["risk_score"] = round(time.perf_counter() - t2, 3)
+        # Only candidates become Python objects: a rule matched, or the risk score reached its threshold.
+        findings = findings_from_rows(
+            candidate_rows(table, scores, th.fraud_risk_min_score),
+            th,
+            data_end=span["last_ts"],
+            allow_list=allow_list,
+            risk_scores=scores,
+        )
+        volume: list[dict[str, int]] = []
+        if summarise and span["rows"]:
+            t3 = time.perf_counter()
+            flagged = sorted({int(f.number.lstrip("+")) for f in findings})
+            step = volume_step(int(span["first_ts"]), int(span["last_ts"]))
+            volume = to_arrow(call_volume(calls, flagged, step)).to_pylist()
+            timing["summary"] = round(time.perf_counter() - t3, 3)
     timing["total"] = round(time.perf_counter() - t0, 3)
     total = sum(counts.values())
     rejected = {k: v for k, v in counts.items() if k != "ok"}
-    return DetectionResult(findings, total, rejected, table, timing, backend)
+    return DetectionResult(
+        findings,
+        total,
+        rejected,
+        table,
+        timing,
+        backend,
+        data_start=span["first_ts"],
+        data_end=span["last_ts"],
+        volume=volume,
+    )
 
 
 def candidate_rows(table: pa.Table, scores: dict[int, float], min_score: float) -> list[dict[str, Any]]:

@@ -328,6 +328,29 @@ def caller_features(calls: ir.Table, window_min_pair_calls: int = 2) -> ir.Table
     )
 
 
+#: At most about this many points in a volume series (an hour each up to a month of records).
+VOLUME_POINTS = 744
+
+
+def volume_step(first_ts: int, last_ts: int) -> int:
+    """The time step of a volume series: an hour, or whole hours so that it has at most
+    :data:`VOLUME_POINTS` points."""
+    hours = max(1, (last_ts - first_ts) // 3600 + 1)
+    return 3600 * max(1, -(-hours // VOLUME_POINTS))
+
+
+def call_volume(calls: ir.Table, flagged: list[int], step: int) -> ir.Table:
+    """Calls per time step, and how many of them numbers in ``flagged`` placed (for the report page)."""
+    marks = ibis.memtable(pa.table({"flagged_number": pa.array(flagged, type=pa.int64())}))
+    j = calls.left_join(marks, calls.caller == marks.flagged_number)
+    per = j.group_by(start=(j.ts // step).cast("int64") * step).aggregate(
+        calls=j.count(), flagged_calls=j.flagged_number.notnull().sum()
+    )
+    return per.mutate(
+        step=ibis.literal(step, "int64"), flagged_calls=per.flagged_calls.cast("int64")
+    ).order_by("start")
+
+
 def data_span(calls: ir.Table) -> ir.Table:
     """First and last call time of the input (bombing "in progress" is judged against the end)."""
     return calls.aggregate(first_ts=calls.ts.min(), last_ts=calls.ts.max(), rows=calls.count())

@@ -165,3 +165,44 @@ def test_watch_alerts_on_bombing_within_a_minute(small: Path, tmp_path: Path) ->
     assert alerts
     assert all(a["caller"] in bombers for a in alerts)
     assert all(a["latency_seconds"] <= 60 for a in alerts)
+
+
+def test_detect_store_keeps_the_run_and_announces_candidates(
+    small: Path, sqlite_url: str, tmp_path: Path
+) -> None:
+    """``detect --store`` leaves the JSON contract as it is, and the stored run holds the findings,
+    the report's volume series, top callers and (labels beside the records) the confusion."""
+    import os
+
+    from sqlalchemy import create_engine, text
+
+    env = {**os.environ, "QUIETLINE_DATABASE_URL": sqlite_url, "QUIETLINE_ENV": "test"}
+    args = [CLI, "traffic", "detect", str(small), "--no-model", "--json", "--store"]
+    missing = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env, check=False)
+    assert missing.returncode == 2
+    assert "--carrier" in missing.stderr
+    res = subprocess.run(
+        [*args, "--carrier", "中国移动"], capture_output=True, text=True, timeout=600, env=env, check=False
+    )
+    assert res.returncode == 0, res.stderr
+    findings = json.loads(res.stdout)
+    assert {f["pattern"] for f in findings} >= set(RULE_PATTERNS)
+    assert "stored as run tr-" in res.stderr
+    engine = create_engine(sqlite_url)
+    with engine.connect() as conn:
+        run_row = conn.execute(text("SELECT id, carrier, summary, rows, rejected FROM traffic_runs")).one()
+        stored = conn.execute(
+            text("SELECT count(*) FROM traffic_findings WHERE run_pk = :r"), {"r": run_row[0]}
+        ).scalar()
+        feed = conn.execute(text("SELECT count(*) FROM change_feed WHERE topic = 'traffic.finding'")).scalar()
+    engine.dispose()
+    assert run_row[1] == "china_mobile"
+    assert stored == len(findings)
+    assert feed == sum(1 for f in findings if not f["allow_listed"])
+    summary = json.loads(run_row[2]) if isinstance(run_row[2], str) else run_row[2]
+    rejected = json.loads(run_row[4]) if isinstance(run_row[4], str) else run_row[4]
+    assert sum(p["calls"] for p in summary["volume"]) == run_row[3] - sum(rejected.values()) > 50_000
+    assert sum(p["flagged_calls"] for p in summary["volume"]) > 0
+    assert len(summary["top_callers"]) == 20
+    assert summary["confusion"]["bombing"]["true_positives"] >= 1
+    assert summary["by_pattern"]["bombing"] == sum(1 for f in findings if f["pattern"] == "bombing")

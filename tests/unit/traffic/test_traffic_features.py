@@ -297,3 +297,23 @@ def test_parquet_times_with_a_zone_become_whole_epoch_seconds(tmp_path: Path) ->
         got = to_arrow(usable(prepare(raw, numbers))).column("ts").to_pylist()
     assert got == [int(when.timestamp())] * 2
     assert got[0] == T0 + 1
+
+
+def test_volume_series_steps_and_counts() -> None:
+    from quietline.traffic.features import call_volume, volume_step
+
+    assert volume_step(T0, T0 + 86_399) == 3600
+    assert volume_step(T0, T0 + 31 * 86_400 - 1) == 3600  # a month: 744 hourly points
+    assert volume_step(T0, T0 + 60 * 86_400) == 7200
+    rows = [call(A, B, T0 + 60 * i) for i in range(90)] + [call(C, B, T0 + 10)]
+    con = ibis.duckdb.connect()
+    raw = ibis.memtable(pa.Table.from_pylist(rows))
+    with quiet_engine_deprecations():
+        numbers = con.create_table("numbers", spellings(raw), temp=True)
+        calls = usable(con.create_table("prepared", prepare(raw, numbers), temp=True))
+        series = to_arrow(call_volume(calls, [8618600186000], 3600)).to_pylist()
+    con.disconnect()
+    assert series == [
+        {"start": T0, "calls": 61, "flagged_calls": 1, "step": 3600},
+        {"start": T0 + 3600, "calls": 30, "flagged_calls": 0, "step": 3600},
+    ]
