@@ -341,6 +341,16 @@ def _mark_sets(labels: Mapping[int, frozenset[str]], risk: Mapping[int, str]) ->
     return warn, block
 
 
+def _consent_key(key: tuple[str, str, str]) -> tuple[str, str, str]:
+    """A consent set's key with the vocabulary members in it (see ``_refusal_tests``: requests carry
+    members, and matching by identity is the cheapest lookup on the per-call path)."""
+    enterprise, category, channel = key
+    try:
+        return (enterprise, Category(category), Channel(channel))
+    except ValueError:
+        return key
+
+
 def _array(values: Iterable[int] | IntArray) -> IntArray:
     if isinstance(values, np.ndarray):
         return values.astype(np.int64, copy=False)
@@ -377,10 +387,11 @@ class Snapshot:
             (scope, ch): LiveSet((refusals or {}).get((scope, ch))) for scope in SCOPES for ch in CHANNELS
         }
         # The two refusal tests of each (category, channel), looked up once per marketing call. Keyed
-        # by the codes: ``Category``/``Channel`` are ``StrEnum``s, so a request's members hash and
-        # compare as their codes and find these keys directly.
+        # by the members themselves: a request's members then match by identity (the fastest tuple
+        # comparison), and plain codes still find the same keys (``StrEnum``s hash and compare as
+        # their codes).
         self._refusal_tests: dict[tuple[str, str], tuple[Callable[[int], bool], Callable[[int], bool]]] = {
-            (cat.value, ch.value): (
+            (cat, ch): (
                 self.refusals[(ALL_CATEGORIES, ch.value)].has,
                 self.refusals[(cat.value, ch.value)].has,
             )
@@ -388,7 +399,7 @@ class Snapshot:
             for ch in Channel
         }
         self.consents: dict[tuple[str, str, str], LiveSet] = {
-            key: LiveSet(value) for key, value in (consents or {}).items()
+            _consent_key(key): LiveSet(value) for key, value in (consents or {}).items()
         }
         self.personal: dict[int, PersonalLists] = dict(personal or {})
         self.system_allow = LiveSet(system_allow)
@@ -743,7 +754,7 @@ class Snapshot:
         key = (str(payload["enterprise"]), str(payload["category"]), str(payload["channel"]))
         if key[1] not in SCOPES[1:] or key[2] not in CHANNELS:
             raise SnapshotError(f"unknown consent category/channel {key[1:]!r}")
-        target = self.consents.setdefault(key, LiveSet())
+        target = self.consents.setdefault(_consent_key(key), LiveSet())
         if payload["granted"]:
             # The registry may record a consent given earlier than it is entered (imports with proof).
             granted_at = _us(
