@@ -11,6 +11,7 @@ from quietline.api import marks as marks_api
 from quietline.api import numbers as numbers_api
 from quietline.api import oversight as oversight_api
 from quietline.api import screening as screening_api
+from quietline.api import traffic as traffic_api
 
 
 def include_all(app: FastAPI) -> None:
@@ -23,3 +24,4 @@ def include_all(app: FastAPI) -> None:
     marks_api.install(app)  # the marks router and the reputation look-up's cached fast path
     app.include_router(oversight_api.router)
     screening_api.install(app)  # the screening router and the engine's shutdown
+    app.include_router(traffic_api.router)

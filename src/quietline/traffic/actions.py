@@ -377,7 +377,9 @@ class AlertRecorder:
     """Keeps a streaming detector's alerts as in-progress bombing findings of one stream run.
 
     The run is created with the first alert and reused for the later ones (a file tail, a NATS
-    consumer or the API's detector each hold one recorder for their life)."""
+    consumer or the API's detector each hold one recorder for their life). Nothing is written until
+    there is an alert: the records seen in between are counted and added to the run with it.
+    """
 
     def __init__(
         self, rt: Runtime, actor: Actor, *, carrier: str | None, min_calls: int, source: str = "stream"
@@ -388,18 +390,24 @@ class AlertRecorder:
         self.min_calls = min_calls
         self.source = source
         self.run_id: str | None = None
+        self._pending_events = 0
 
-    def record(self, alerts: Sequence[BombingAlert], events: int = 0) -> list[queries.FindingView]:
-        if not alerts and (self.run_id is None or not events):
+    def record(
+        self, alerts: Sequence[BombingAlert], events: int = 0, *, actor: Actor | None = None
+    ) -> list[queries.FindingView]:
+        """Store ``alerts`` (as ``actor``, by default the recorder's); ``events`` records were read."""
+        self._pending_events += events
+        if not alerts:
             return []
         self.run_id, stored = store_alerts(
             self.rt,
-            self.actor,
+            actor or self.actor,
             carrier=self.carrier,
             alerts=alerts,
             min_calls=self.min_calls,
             run_id=self.run_id,
             source=self.source,
-            events=events,
+            events=self._pending_events,
         )
+        self._pending_events = 0
         return stored

@@ -187,6 +187,65 @@ def event_from_row(row: dict[str, str | None], stats: StreamStats) -> CallEvent 
     return CallEvent(caller, callee, ts, ring, duration)
 
 
+#: Optional text fields a record may carry (issue 7 schema), at most this long.
+OPTIONAL_TEXT = ("caller_imei", "callee_carrier", "trunk", "caller_cell")
+OPTIONAL_MAX_LENGTH = 64
+
+
+def _record_time(value: object, field: str) -> float:
+    if isinstance(value, bool):
+        raise InvalidInput("expected ISO 8601 with an offset or epoch seconds", field=field)
+    if isinstance(value, int | float):
+        return float(value)
+    if not isinstance(value, str):
+        raise InvalidInput("expected ISO 8601 with an offset or epoch seconds", field=field)
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"{value[:40]!r} is not an ISO 8601 time", field=field) from None
+    if parsed.tzinfo is None:
+        raise InvalidInput("the time needs its UTC offset, e.g. 2026-11-02T10:00:00+08:00", field=field)
+    return parsed.timestamp()
+
+
+def _record_seconds(value: object, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInput("expected a number of seconds", field=field)
+    if not 0 <= value < 86_400:
+        raise InvalidInput("expected seconds from 0 to less than a day", field=field)
+    return float(value)
+
+
+def event_from_record(record: object, row: int, *, prefix: str = "records") -> CallEvent:
+    """One call record of an API batch (a JSON object with the schema's columns) as an event.
+
+    Unlike a CSV line, which is counted and set aside, a bad record is the caller's error: it raises
+    ``InvalidInput`` naming the row and the field (``records[3].callee``) so it can be corrected.
+    """
+    where = f"{prefix}[{row}]"
+    if not isinstance(record, dict):
+        raise InvalidInput("each record is a JSON object with the call-record columns", field=where)
+    for name in REQUIRED:
+        value = record.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise InvalidInput(f"{name} is required", field=f"{where}.{name}")
+    caller = parse(record["caller"], field=f"{where}.caller").e164
+    callee = parse(record["callee"], field=f"{where}.callee").e164
+    ts = _record_time(record["start_time"], f"{where}.start_time")
+    ring = _record_seconds(record["ring_seconds"], f"{where}.ring_seconds")
+    duration = _record_seconds(record["duration_seconds"], f"{where}.duration_seconds")
+    for name in OPTIONAL_TEXT:
+        value = record.get(name)
+        if value is not None and (not isinstance(value, str) or len(value) > OPTIONAL_MAX_LENGTH):
+            raise InvalidInput(
+                f"expected text of at most {OPTIONAL_MAX_LENGTH} characters", field=f"{where}.{name}"
+            )
+    unknown = sorted(set(record) - set(REQUIRED) - set(OPTIONAL_TEXT))
+    if unknown:
+        raise InvalidInput(f"unknown column {unknown[0]!r}", field=f"{where}.{unknown[0]}")
+    return CallEvent(caller, callee, ts, ring, duration)
+
+
 def read_csv_records(
     source: TextIO,
     stats: StreamStats,
