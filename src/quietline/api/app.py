@@ -43,10 +43,12 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     from quietline.web import complaints as complaint_pages
     from quietline.web import oversight as oversight_pages
     from quietline.web import portal, staff
+    from quietline.web import traffic as traffic_pages
 
     routes.include_all(app)
     portal.install(app)
     app.include_router(staff.router)  # staff sign-in (/staff/login) and the staff landing page
     app.include_router(complaint_pages.router)  # 12321: reporter pages and the company inbox
     app.include_router(oversight_pages.router)  # regulator / 12321 centre overview
+    app.include_router(traffic_pages.router)  # the carrier's abnormal-traffic report
     return app
