@@ -44,15 +44,16 @@ from quietline.reactions.orm import TemporaryBlockRow
 from quietline.registry import actions as registry_actions
 from quietline.registry import queries as registry_queries
 from quietline.registry.model import ListName
+from quietline.traffic.actions import TOPIC_FINDING
 from quietline.vocabulary import CallNature
 
 log = logging.getLogger(__name__)
 
 #: The feed cursor's name.
 READER = "reactions"
-#: Announced by the traffic context for every stored finding (payload: number, pattern, score,
-#: evidence, and ``in_progress`` for a bombing still going on).
-TOPIC_TRAFFIC_FINDING = "traffic.finding"
+#: Announced by the traffic context for every stored high-risk candidate (``traffic.actions.FindingPayload``:
+#: number, pattern, score, evidence, and ``in_progress`` for a bombing still going on).
+TOPIC_TRAFFIC_FINDING = TOPIC_FINDING
 
 PATTERN_LABELS = {
     "bombing": "呼死你轰炸",

@@ -197,3 +197,32 @@ def test_allow_listed_numbers_are_never_flagged_or_blocked(any_runtime: Runtime)
     assert relay.run(rt).handled == 2
     assert _high_risk(rt, bank) is None
     assert _blocked(rt, bank) is None
+
+
+def test_a_streaming_bombing_alert_stored_by_traffic_is_blocked_end_to_end(any_runtime: Runtime) -> None:
+    """The real producer: ``traffic.actions.store_alerts`` writes the feed row the relay reads."""
+    from quietline.traffic import actions as traffic
+    from quietline.traffic.streaming import BombingAlert
+    from quietline.vocabulary import Role
+
+    rt = any_runtime
+    carrier = Actor(Role.CARRIER, "china_mobile")
+    alert = BombingAlert(
+        caller="+8617012349999",
+        callee="+8613800138000",
+        onset="2026-01-05T08:58:00+00:00",
+        detected_at="2026-01-05T08:59:10+00:00",
+        latency_seconds=70.0,
+        calls_in_window=48,
+        window_seconds=120,
+    )
+    traffic.store_alerts(rt, carrier, carrier=None, alerts=[alert], min_calls=20)
+    assert relay.run(rt).handled == 1
+    blocked = _blocked(rt, "+8617012349999")
+    assert blocked is not None and blocked[0] and "呼死你轰炸进行中" in blocked[1]
+    entry = _high_risk(rt, "+8617012349999")
+    assert (
+        entry is not None
+        and entry.source is HighRiskSource.TRAFFIC
+        and "victim=+8613800138000" in entry.reason
+    )
