@@ -12,6 +12,8 @@ PORT   ?= 8000
 # development outbox, shown by `quietline sms outbox`) unless the caller says otherwise.
 RUN_ENV ?= development
 DEBIAN_PACKAGES := chromium fonts-wqy-microhei
+# The HTTP benchmarks drive the server with wrk (they fall back to Python threads, a weaker load, without it).
+BENCH_PACKAGES := wrk
 
 .PHONY: help install system-packages run serve test lint typecheck contracts unit integration e2e bench clean
 
@@ -19,7 +21,7 @@ help: ## List the targets with what each does
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
 
 system-packages: ## Install the Debian packages the tests need (Chromium for the browser tests)
-	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(DEBIAN_PACKAGES) $(EXTRA_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing Debian packages:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
@@ -58,6 +60,7 @@ unit: install ## Only the fast unit tests
 	$(BIN)/python -m pytest tests/unit -q
 
 bench: install ## Run every benchmark (JSON on stdout, with same-run baselines)
+	@$(MAKE) --no-print-directory system-packages EXTRA_PACKAGES="$(BENCH_PACKAGES)"
 	@for b in benchmarks/bench_*.py; do echo "== $$b" >&2; $(BIN)/python $$b || exit 1; done
 
 clean: ## Remove the virtualenv, caches and the local database
