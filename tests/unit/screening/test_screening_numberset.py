@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -63,3 +64,19 @@ def test_live_set_overlay_behaves_like_a_mutable_set(
     assert [q in live for q in queries] == [q in reference for q in queries]
     assert live.contains_many(np.array(queries, dtype=np.int64)).tolist() == [q in reference for q in queries]
     assert live.compacted().to_array().tolist() == sorted(reference)
+
+
+def test_long_buckets_and_filtered_sets_stay_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    """16-bit remainders are compared four to a word over twelve entries, then entry by entry: force
+    buckets of about 11 entries (many longer than a window) and check every path against ``np.isin``."""
+    rng = np.random.default_rng(11)
+    monkeypatch.setattr("quietline.screening.numberset._bucket_bits", lambda count: 18)
+    members = np.unique(8613000000000 + rng.integers(0, 7_000_000_000, 3_000_000))
+    ns = NumberSet.from_array(members)
+    assert ns.nbytes < 3 * len(members)
+    probes = np.concatenate([members[::3], 8613000000000 + rng.integers(0, 7_000_000_000, 300_000)])
+    assert np.array_equal(ns.contains_many(probes), np.isin(probes, members))
+    assert [int(p) in ns for p in probes[:5_000]] == np.isin(probes[:5_000], members).tolist()
+    # A set small enough for the byte filter in front of the exact lookup.
+    small = NumberSet.from_array(members[:500_000])
+    assert np.array_equal(small.contains_many(probes), np.isin(probes, members[:500_000]))
