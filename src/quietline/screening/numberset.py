@@ -235,8 +235,10 @@ class _Region:
         return hit
 
 
-#: Remainder tables at least this large are kept on transparent huge pages.
-HUGE_PAGE_MIN = 4 << 20
+#: Remainder tables at least this large are kept on transparent huge pages. Measured here: a
+#: 100-million-number set decides ~3 % faster one by one and ~14 % faster in batches on huge pages; at
+#: 10 million the ``bytes`` object's cheaper ``find`` wins (~7 %), so only the largest tables move.
+HUGE_PAGE_MIN = 64 << 20
 
 
 def _searchable(rems: npt.NDArray[Any]) -> bytes | mmap.mmap:

@@ -71,6 +71,7 @@ def test_long_buckets_and_filtered_sets_stay_exact(monkeypatch: pytest.MonkeyPat
     buckets of about 11 entries (many longer than a window) and check every path against ``np.isin``."""
     rng = np.random.default_rng(11)
     monkeypatch.setattr("quietline.screening.numberset._bucket_bits", lambda count: 18)
+    monkeypatch.setattr("quietline.screening.numberset.HUGE_PAGE_MIN", 1 << 20)  # the mapped buffer too
     members = np.unique(8613000000000 + rng.integers(0, 7_000_000_000, 3_000_000))
     ns = NumberSet.from_array(members)
     assert ns.nbytes < 3 * len(members)
