@@ -17,9 +17,7 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +35,7 @@ from quietline.registry import actions as registry
 from quietline.registry.model import ListName
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_screening_propagation import PG_ADMIN, free_port
+from bench_screening_propagation import free_port, on_databases
 
 CLI = str(Path(sys.executable).parent / "quietline")
 CALLEE = "13800138000"
@@ -140,22 +138,9 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=30)
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     args = parser.parse_args()
-    out: dict[str, Any] = {"benchmark": "reactions", "load_average": os.getloadavg()[0]}
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        if args.db in ("sqlite", "both"):
-            out["sqlite"] = measure(f"sqlite:///{work / 'bench.db'}", work, args.changes)
-        if args.db in ("postgres", "both"):
-            import psycopg
-
-            name = f"ql_bench_{uuid.uuid4().hex[:8]}"
-            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{name}"')
-            try:
-                out["postgres"] = measure(PG_ADMIN.rsplit("/", 1)[0] + "/" + name, work, args.changes)
-            finally:
-                with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    out = on_databases(
+        measure, args.changes, args.db, {"benchmark": "reactions", "load_average": os.getloadavg()[0]}
+    )
     print(json.dumps(out, indent=2))
 
 

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,28 @@ def measure(url: str, workdir: Path, changes: int) -> dict[str, Any]:
     }
 
 
+def on_databases(
+    measure_fn: Callable[[str, Path, int], dict[str, Any]], changes: int, db: str, out: dict[str, Any]
+) -> dict[str, Any]:
+    """Run ``measure_fn`` on a fresh SQLite file and/or a fresh PostgreSQL database; results into ``out``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        if db in ("sqlite", "both"):
+            out["sqlite"] = measure_fn(f"sqlite:///{work / 'bench.db'}", work, changes)
+        if db in ("postgres", "both"):
+            import psycopg
+
+            name = f"ql_bench_{uuid.uuid4().hex[:8]}"
+            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
+            try:
+                out["postgres"] = measure_fn(PG_ADMIN.rsplit("/", 1)[0] + "/" + name, work, changes)
+            finally:
+                with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -115,22 +138,7 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=100)
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     args = parser.parse_args()
-    out: dict[str, Any] = {"benchmark": "screening_propagation"}
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        if args.db in ("sqlite", "both"):
-            out["sqlite"] = measure(f"sqlite:///{work / 'bench.db'}", work, args.changes)
-        if args.db in ("postgres", "both"):
-            import psycopg
-
-            name = f"ql_bench_{uuid.uuid4().hex[:8]}"
-            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{name}"')
-            try:
-                out["postgres"] = measure(PG_ADMIN.rsplit("/", 1)[0] + "/" + name, work, args.changes)
-            finally:
-                with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    out = on_databases(measure, args.changes, args.db, {"benchmark": "screening_propagation"})
     print(json.dumps(out, indent=2))
 
 
