@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,17 +24,14 @@ import httpx
 import numpy as np
 
 from quietline.numbers import parse
-from quietline.platform import changefeed, migrate
+from quietline.platform import changefeed
 from quietline.platform.actor import Actor
-from quietline.platform.runtime import Runtime
-from quietline.platform.settings import Environment, Settings
-from quietline.platform.sms import RecordingSmsSender
 from quietline.reactions.relay import TOPIC_TRAFFIC_FINDING
 from quietline.registry import actions as registry
 from quietline.registry.model import ListName
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_screening_propagation import free_port, on_databases
+from bench_screening_propagation import on_databases, served
 
 CLI = str(Path(sys.executable).parent / "quietline")
 CALLEE = "13800138000"
@@ -62,65 +58,35 @@ def _summary(seconds: list[float]) -> dict[str, float]:
 
 
 def measure(url: str, workdir: Path, changes: int) -> dict[str, Any]:
-    migrate.upgrade(url)
-    port = free_port()
-    env = {
-        **os.environ,
-        "QUIETLINE_DATABASE_URL": url,
-        "QUIETLINE_ENV": "development",
-        "QUIETLINE_DEV_OPEN_SCREEN": "1",
-        "QUIETLINE_SECRET_KEY": "bench",
-    }
-    # With its jobs on: the server's own scheduler thread runs the relay, as in `make run`.
-    server = subprocess.Popen(
-        [CLI, "serve", "--port", str(port)],
-        env=env,
-        cwd=workdir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    rt = Runtime.build(
-        Settings(env=Environment.TEST, database_url=url, secret_key="bench"), sms=RecordingSmsSender()
-    )
     direct: list[float] = []
     relayed: list[float] = []
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            for _ in range(600):
-                try:
-                    if client.get("/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.05)
-            client.get("/v1/screen", params={"caller": "17000000000", "callee": CALLEE})  # starts the engine
-            operator = Actor.operator("bench")
-            for i in range(changes):
-                caller = parse(f"1701{i:07d}")
-                registry.set_system_list(
-                    rt, operator, ListName.BLOCK, caller, active=True, reason="bench baseline"
-                )
-                direct.append(_until_blocked(client, caller.e164, time.perf_counter()))
+    # With its jobs on: the server's own scheduler thread runs the relay, as in `make run`.
+    with served(url, workdir, jobs=True) as (client, rt):
+        client.get("/v1/screen", params={"caller": "17000000000", "callee": CALLEE})  # starts the engine
+        operator = Actor.operator("bench")
+        for i in range(changes):
+            caller = parse(f"1701{i:07d}")
+            registry.set_system_list(
+                rt, operator, ListName.BLOCK, caller, active=True, reason="bench baseline"
+            )
+            direct.append(_until_blocked(client, caller.e164, time.perf_counter()))
 
-                bomber = parse(f"1711{i:07d}")
-                with rt.sessions.begin() as session:
-                    changefeed.emit(
-                        session,
-                        topic=TOPIC_TRAFFIC_FINDING,
-                        key=bomber.e164,
-                        payload={
-                            "number": bomber.e164,
-                            "pattern": "bombing",
-                            "score": 0.99,
-                            "in_progress": True,
-                            "evidence": {"calls_30min": 812, "distinct_callees": 1},
-                        },
-                        at=rt.clock.now(),
-                    )
-                relayed.append(_until_blocked(client, bomber.e164, time.perf_counter()))
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        rt.close()
+            bomber = parse(f"1711{i:07d}")
+            with rt.sessions.begin() as session:
+                changefeed.emit(
+                    session,
+                    topic=TOPIC_TRAFFIC_FINDING,
+                    key=bomber.e164,
+                    payload={
+                        "number": bomber.e164,
+                        "pattern": "bombing",
+                        "score": 0.99,
+                        "in_progress": True,
+                        "evidence": {"calls_30min": 812, "distinct_callees": 1},
+                    },
+                    at=rt.clock.now(),
+                )
+            relayed.append(_until_blocked(client, bomber.e164, time.perf_counter()))
     d, r = _summary(direct), _summary(relayed)
     return {
         "changes": changes,

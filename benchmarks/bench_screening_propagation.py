@@ -19,7 +19,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def measure(url: str, workdir: Path, changes: int) -> dict[str, Any]:
+@contextmanager
+def served(url: str, workdir: Path, *, jobs: bool) -> Iterator[tuple[httpx.Client, Runtime]]:
+    """A migrated database, a ``quietline serve`` on it (screening open, as in development) and a runtime
+    in this process for committing changes; yields an HTTP client to the server and that runtime."""
     migrate.upgrade(url)
     port = free_port()
     env = {
@@ -56,7 +60,7 @@ def measure(url: str, workdir: Path, changes: int) -> dict[str, Any]:
         "QUIETLINE_SECRET_KEY": "bench",
     }
     server = subprocess.Popen(
-        [CLI, "serve", "--port", str(port), "--no-jobs"],
+        [CLI, "serve", "--port", str(port), "--jobs" if jobs else "--no-jobs"],
         env=env,
         cwd=workdir,
         stdout=subprocess.DEVNULL,
@@ -65,38 +69,42 @@ def measure(url: str, workdir: Path, changes: int) -> dict[str, Any]:
     rt = Runtime.build(
         Settings(env=Environment.TEST, database_url=url, secret_key="bench"), sms=RecordingSmsSender()
     )
-    base = f"http://127.0.0.1:{port}"
     try:
-        with httpx.Client(base_url=base, timeout=10) as client:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             for _ in range(600):
                 try:
                     if client.get("/healthz").status_code == 200:
                         break
                 except httpx.TransportError:
                     time.sleep(0.05)
-            params = {"caller": "13700137000", "channel": "call", "category": "insurance"}
-            client.get("/v1/screen", params={**params, "callee": "13800138000"})  # starts the engine
-            rtt = []
-            for _ in range(50):
-                t = time.perf_counter()
-                client.get("/v1/screen", params={**params, "callee": "13800138000"})
-                rtt.append(time.perf_counter() - t)
-            latencies = []
-            operator = Actor.operator("bench")
-            for i in range(changes):
-                callee = parse(f"1390013{i:04d}")
-                registry.refuse(rt, operator, callee, [Category.INSURANCE], (Channel.CALL,), notify=False)
-                committed = time.perf_counter()
-                while client.get("/v1/screen", params={**params, "callee": callee.e164}).json()["reason"] != (
-                    "refused_category"
-                ):
-                    if time.perf_counter() - committed > 10:
-                        raise RuntimeError("a change did not arrive within 10 s")
-                latencies.append(time.perf_counter() - committed)
+            yield client, rt
     finally:
         server.terminate()
         server.wait(timeout=30)
         rt.close()
+
+
+def measure(url: str, workdir: Path, changes: int) -> dict[str, Any]:
+    with served(url, workdir, jobs=False) as (client, rt):
+        params = {"caller": "13700137000", "channel": "call", "category": "insurance"}
+        client.get("/v1/screen", params={**params, "callee": "13800138000"})  # starts the engine
+        rtt = []
+        for _ in range(50):
+            t = time.perf_counter()
+            client.get("/v1/screen", params={**params, "callee": "13800138000"})
+            rtt.append(time.perf_counter() - t)
+        latencies = []
+        operator = Actor.operator("bench")
+        for i in range(changes):
+            callee = parse(f"1390013{i:04d}")
+            registry.refuse(rt, operator, callee, [Category.INSURANCE], (Channel.CALL,), notify=False)
+            committed = time.perf_counter()
+            while client.get("/v1/screen", params={**params, "callee": callee.e164}).json()["reason"] != (
+                "refused_category"
+            ):
+                if time.perf_counter() - committed > 10:
+                    raise RuntimeError("a change did not arrive within 10 s")
+            latencies.append(time.perf_counter() - committed)
     lat = np.array(latencies) * 1000
     return {
         "changes": changes,
