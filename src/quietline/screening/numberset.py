@@ -11,7 +11,11 @@ top ``b`` bits choose one of ``2**b`` buckets (``b`` chosen so a bucket holds 4�
 and only the remaining ``34 - b`` bits (the quotient remainder) are stored, as ``uint16`` once the set
 holds more than about 2**18 numbers. A bucket's remainders are contiguous, located by a ``uint32``
 offset table. Memory: 2 bytes per number plus 4 bytes per bucket ≈ 2.5–3 bytes per number; a lookup is
-two offset reads and a scan of a handful of adjacent remainders, vectorised with numpy for batches.
+two offset reads and a scan of a handful of adjacent remainders.
+
+Lookups run in the compiled module ``_qtable`` (C, built at install): one method call per number and
+one prefetching pass per batch. The NumPy code below is the reference implementation of the same
+layout; property tests check that both give the same answers (``tests/unit/screening``).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from quietline.screening import _qtable
 
 OFFSET_BITS = 34
 OFFSET_MASK = (1 << OFFSET_BITS) - 1
@@ -97,6 +103,8 @@ class _Region:
     rem_bits: int
     offsets: npt.NDArray[np.uint32]
     rems: npt.NDArray[np.unsignedinteger[Any]]
+    #: The compiled lookup over the same two arrays (``None``: the NumPy reference path).
+    table: _qtable.QTable | None = field(default=None, compare=False, repr=False)
     #: The byte filter of a small region, built on first batch use.
     filter_cache: list[tuple[np.uint64, npt.NDArray[np.bool_]]] = field(
         default_factory=list, compare=False, repr=False
@@ -129,6 +137,17 @@ class _Region:
         """Membership of numbers (as ``uint64``) whose region is this one; only their low 34 bits are
         read (``n * M mod 2**34`` equals ``(n mod 2**34) * M mod 2**34``), so callers pass whole numbers
         and check the region themselves."""
+        count = self.count
+        if count == 0:
+            return np.zeros(len(numbers_u), dtype=np.bool_)
+        if self.table is not None:
+            out = np.empty(len(numbers_u), dtype=np.bool_)
+            self.table.contains_many(np.ascontiguousarray(numbers_u), out)
+            return out
+        return self.contains_many_numpy(numbers_u)
+
+    def contains_many_numpy(self, numbers_u: npt.NDArray[np.uint64]) -> BoolArray:
+        """``contains_many`` in NumPy (the reference the compiled lookup is checked against)."""
         count = self.count
         if count == 0:
             return np.zeros(len(numbers_u), dtype=np.bool_)
@@ -280,27 +299,29 @@ def _in_bucket(data: bytes | mmap.mmap, width: int, pattern: bytes, start: int, 
 class NumberSet:
     """An immutable exact set of non-negative integers below 2**50 (E.164 numbers as integers)."""
 
-    __slots__ = ("_count", "_lookup", "_regions")
+    __slots__ = ("_count", "_lookup", "_regions", "compiled")
 
-    def __init__(self, regions: Mapping[int, _Region]) -> None:
-        # The remainders live in one buffer with a numpy view over it: the per-call path searches a
-        # bucket with the buffer's ``find`` (C speed, no Python objects per entry), the batch path uses
-        # the numpy view; no second copy is kept. Large ones sit on huge pages (``_searchable``).
+    def __init__(self, regions: Mapping[int, _Region], *, compiled: bool = True) -> None:
+        # The remainders live in one buffer with a numpy view over it, shared by the compiled lookup
+        # (``_qtable``), the NumPy reference and the pure-Python scalar path; no second copy is kept.
+        # Large ones sit on huge pages (``_searchable``). ``compiled=False`` keeps the reference
+        # paths only (the property tests compare the two).
         self._regions: dict[int, _Region] = {}
         self._lookup: dict[int, tuple[int, int, memoryview, bytes | mmap.mmap, int]] = {}
         for key, region in regions.items():
             data = _searchable(region.rems)
             view = np.frombuffer(data, dtype=region.rems.dtype, count=len(region.rems))
-            self._regions[key] = _Region(region.rem_bits, region.offsets, view)
+            offsets = np.ascontiguousarray(region.offsets, dtype=np.uint32)
+            table = _qtable.QTable(offsets, view, region.rem_bits, key, MULTIPLIER) if compiled else None
+            self._regions[key] = _Region(region.rem_bits, offsets, view, table)
             width = view.dtype.itemsize
-            self._lookup[key] = (
-                region.rem_bits,
-                (1 << region.rem_bits) - 1,
-                region.offsets.data,
-                data,
-                width,
-            )
+            self._lookup[key] = (region.rem_bits, (1 << region.rem_bits) - 1, offsets.data, data, width)
         self._count = sum(r.count for r in self._regions.values())
+        self.compiled = compiled
+
+    def reference(self) -> NumberSet:
+        """The same set without the compiled lookups (the NumPy and pure-Python reference paths)."""
+        return NumberSet(self._regions, compiled=False)
 
     @classmethod
     def empty(cls) -> NumberSet:
@@ -330,9 +351,12 @@ class NumberSet:
     def __contains__(self, number: object) -> bool:
         if not isinstance(number, int):
             return False
-        entry = self._lookup.get(number >> OFFSET_BITS)
-        if entry is None:
+        region = self._regions.get(number >> OFFSET_BITS)
+        if region is None:
             return False
+        if region.table is not None:
+            return region.table.has(number)
+        entry = self._lookup[number >> OFFSET_BITS]
         rem_bits, mask, offsets, data, width = entry
         h = ((number & OFFSET_MASK) * MULTIPLIER) & OFFSET_MASK
         b = h >> rem_bits
@@ -355,6 +379,11 @@ class NumberSet:
 
             return general
         ((key, (rem_bits, mask, offsets, data, width)),) = self._lookup.items()
+        region = self._regions[key]
+        if region.table is not None:
+            # One C method call per lookup; the table reads ``added``/``removed`` at call time too.
+            compiled = _qtable.QTable(region.offsets, region.rems, rem_bits, key, MULTIPLIER, added, removed)
+            return compiled.has
         find = data.find
         # The byte patterns of every 16-bit remainder, built once and shared: no ``pack`` call per lookup.
         patterns = _patterns16() if width == 2 else None
@@ -388,6 +417,17 @@ class NumberSet:
         arr = np.asarray(numbers, dtype=np.int64)
         if not self._regions or not len(arr):
             return np.zeros(len(arr), dtype=np.bool_)
+        if self.compiled:
+            # Each compiled table answers False for numbers outside its region: no selection needed.
+            arr = np.ascontiguousarray(arr)
+            tables = [r.table for r in self._regions.values() if r.table is not None and r.count]
+            out = np.zeros(len(arr), dtype=np.bool_)
+            part = np.empty(len(arr), dtype=np.bool_) if len(tables) > 1 else out
+            for table in tables:
+                table.contains_many(arr, part)
+                if part is not out:
+                    out |= part
+            return out
         region_ids = arr >> OFFSET_BITS
         if len(self._regions) == 1:
             ((key, region),) = self._regions.items()
