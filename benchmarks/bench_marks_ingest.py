@@ -1,4 +1,5 @@
-"""Mark ingestion throughput on PostgreSQL (issue 6 target: ≥ 10,000 marks/s sustained).
+"""Mark ingestion throughput on PostgreSQL (issue 6 target: ≥ 10,000 marks/s sustained: the mean, the
+first and the last quarter of the run each meet it).
 
 quietline's figure: ``marks.actions.ingest`` in batches — each batch one transaction with the per-reporter
 rate limit, the upsert of live marks (one per reporter per number), an audit row per mark, the
@@ -99,6 +100,11 @@ def raw_copy(url: str, items: list[actions.MarkInput]) -> float:
     return rate
 
 
+def segment_rate(batches: list[tuple[int, float]]) -> float:
+    """Marks per second over some consecutive batches, each given as (marks, seconds)."""
+    return sum(n for n, _ in batches) / sum(t for _, t in batches)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--marks", type=int, default=200_000)
@@ -143,16 +149,20 @@ def main() -> None:
         server_cpu0, client_cpu0 = backend_cpu_seconds(name), time.process_time()
         t0 = time.perf_counter()
         per_batch = []
+        timed: list[tuple[int, float]] = []  # (marks, seconds) of each batch
         for s in range(0, len(items), args.batch):
             b0 = time.perf_counter()
             result = actions.ingest(rt, actor, items[s : s + args.batch], rate_limit=limit)
-            per_batch.append(round(len(items[s : s + args.batch]) / (time.perf_counter() - b0)))
+            timed.append((len(items[s : s + args.batch]), time.perf_counter() - b0))
+            per_batch.append(round(timed[-1][0] / timed[-1][1]))
             changes += result.label_changes
             rejected += len(result.rejected)
         elapsed = time.perf_counter() - t0
         client_cpu = time.process_time() - client_cpu0
         server_cpu = backend_cpu_seconds(name) - server_cpu0
         rate = len(items) / elapsed
+        quarter = max(1, len(timed) // 4)
+        first, last = segment_rate(timed[:quarter]), segment_rate(timed[-quarter:])
         copy_after = raw_copy(url, items)
         copy_rate = (copy_before + copy_after) / 2
         rt.close()
@@ -168,6 +178,13 @@ def main() -> None:
                 "seconds": round(elapsed, 2),
                 "marks_per_second": round(rate),
                 "per_batch_marks_per_second": per_batch,
+                "segments": {
+                    "note": "the first and the last quarter of the batches: a rate that falls within the run "
+                    "(work growing with the marks already stored) shows here, not in the mean",
+                    "first_quarter_marks_per_second": round(first),
+                    "last_quarter_marks_per_second": round(last),
+                    "last_to_first": round(last / first, 3),
+                },
                 "label_changes_announced": changes,
                 "rejected": rejected,
                 "baseline": {
@@ -192,7 +209,7 @@ def main() -> None:
                 },
                 "machine_load_average_1m": round(os.getloadavg()[0], 2),
                 "target_marks_per_second": TARGET_PER_SECOND,
-                "meets_target": rate >= TARGET_PER_SECOND,
+                "meets_target": min(rate, first, last) >= TARGET_PER_SECOND,
             },
             indent=2,
         )
