@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, and_, delete, func, insert, or_, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from quietline.accounts.model import parse_uscc
@@ -36,7 +37,7 @@ from quietline.platform.sms import SmsMessage
 from quietline.platform.workdays import CHINA_TZ, china_date
 from quietline.screening import wash as washing
 from quietline.screening.model import Reason, WashJobState
-from quietline.screening.orm import BlockRecordRow, WashJobBlobRow, WashJobRow, WashRunRow
+from quietline.screening.orm import BlockRecordRow, DigestSentRow, WashJobBlobRow, WashJobRow, WashRunRow
 from quietline.screening.snapshot import Snapshot
 from quietline.vocabulary import Category, Channel, Role
 
@@ -558,10 +559,19 @@ def run_wash_jobs(
     return finished
 
 
+#: Days a digest claim is kept (long enough for any retry of a day's digest).
+DIGEST_CLAIM_DAYS = 7
+
+
 def send_daily_digests(rt: Runtime, actor: Actor, day: date) -> int:
-    """Send each subscriber with marketing blocks on ``day`` one SMS: "今日为您拦截 N 个营销来电"."""
+    """Send each subscriber with marketing blocks on ``day`` one SMS: "今日为您拦截 N 个营销来电".
+
+    At most one digest per subscriber and day, however often this runs for the day: each SMS is
+    claimed (``DigestSentRow``) in a committed transaction before it goes out, and a claim whose send
+    fails is withdrawn so the next run retries it. Returns how many were sent by this run."""
     start = datetime(day.year, day.month, day.day, tzinfo=CHINA_TZ)
     end = datetime.fromordinal(day.toordinal() + 1).replace(tzinfo=CHINA_TZ)
+    key = day.isoformat()
     with rt.sessions() as session:
         rows = session.execute(
             select(BlockRecordRow.callee, BlockRecordRow.channel, func.count())
@@ -572,26 +582,51 @@ def send_daily_digests(rt: Runtime, actor: Actor, day: date) -> int:
             )
             .group_by(BlockRecordRow.callee, BlockRecordRow.channel)
         ).all()
+        already = set(session.scalars(select(DigestSentRow.callee).where(DigestSentRow.day == key)))
     counts: dict[str, dict[str, int]] = {}
     for callee, channel, n in rows:
-        counts.setdefault(callee, {})[channel] = int(n)
+        if callee not in already:
+            counts.setdefault(callee, {})[channel] = int(n)
     now = rt.clock.now()
+    sent = 0
     for callee, by_channel in sorted(counts.items()):
+        if not _claim_digest(rt, key, callee, now):
+            continue  # another run claimed it meanwhile
         parts = []
         if by_channel.get("call"):
             parts.append(f"{by_channel['call']} 个营销来电")
         if by_channel.get("sms"):
             parts.append(f"{by_channel['sms']} 条营销短信")
         text = f"【quietline】{day.month}月{day.day}日为您拦截 {'、'.join(parts)}，详情可在拦截记录中查看。"
-        rt.sms.send(SmsMessage(to=callee, text=text, at=now, purpose="screening.digest"))
+        try:
+            rt.sms.send(SmsMessage(to=callee, text=text, at=now, purpose="screening.digest"))
+        except Exception:
+            with rt.sessions.begin() as session:  # withdrawn: the next run sends it
+                session.execute(
+                    delete(DigestSentRow).where(DigestSentRow.day == key, DigestSentRow.callee == callee)
+                )
+            raise
+        sent += 1
     with rt.sessions.begin() as session:
+        cutoff = (day - timedelta(days=DIGEST_CLAIM_DAYS)).isoformat()
+        session.execute(delete(DigestSentRow).where(DigestSentRow.day < cutoff))
         audit.record(
             session,
             actor=actor,
             action="screening.daily_digest",
             subject_type="day",
-            subject=day.isoformat(),
+            subject=key,
             at=now,
-            after={"subscribers": len(counts)},
+            after={"subscribers": sent, "already_sent": len(already)},
         )
-    return len(counts)
+    return sent
+
+
+def _claim_digest(rt: Runtime, day: str, callee: str, at: datetime) -> bool:
+    """Claim one subscriber's digest for ``day``; ``False`` when some run already claimed it."""
+    try:
+        with rt.sessions.begin() as session:
+            session.add(DigestSentRow(day=day, callee=callee, sent_at=at))
+    except IntegrityError:
+        return False
+    return True

@@ -105,3 +105,20 @@ class WashJobBlobRow(Base):
     kind: Mapped[str] = mapped_column(String(8), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class DigestSentRow(Base):
+    """A daily digest SMS claimed for one subscriber and one day, written before the SMS goes out.
+
+    Why: the digest job may run again for the same day (a retry after a crash, a second worker, an
+    operator's ``quietline screening digest``); a subscriber must get at most one digest a day. The
+    claim commits before the send, so a crash between the two loses that one SMS rather than repeating
+    it (an unwanted repeated SMS is the very thing this system exists to stop). Rows are kept for
+    ``DIGEST_CLAIM_DAYS`` days.
+    """
+
+    __tablename__ = "screening_digests_sent"
+
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    callee: Mapped[str] = mapped_column(String(24), primary_key=True)
+    sent_at: Mapped[datetime] = mapped_column(UtcDateTime)
