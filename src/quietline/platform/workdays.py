@@ -67,10 +67,14 @@ def end_of_china_day(day: date) -> datetime:
 def _statutory_workday(day: date) -> bool | None:
     """The package's answer for ``day`` (None when it lacks the year), memoised: every complaint's
     deadlines walk the same few weeks of days, and the package's lookup is slow in comparison."""
-    try:
-        return bool(chinese_calendar.is_workday(day))
-    except NotImplementedError:
+    if day.year not in _SCHEDULED_YEARS:
         return None
+    return bool(chinese_calendar.is_workday(day))
+
+
+#: Years whose State Council holiday schedule the installed ``chinesecalendar`` carries (it refuses the
+#: others; asked first, so an unknown year is a plain ``None`` rather than the package's exception).
+_SCHEDULED_YEARS = frozenset(day.year for day in chinese_calendar.holidays)
 
 
 def package_knows(day: date) -> bool:
