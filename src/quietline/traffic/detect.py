@@ -258,6 +258,7 @@ def detect(
         raw = _engine_times(con, stored)
         numbers = materialise(con, spellings(stored), "quietline_numbers")
         by_hash = bool(execute_scalar(hash_is_unique(numbers)))
+        timing["spellings"] = round(time.perf_counter() - t0, 3)  # part of "prepare"
         prepared = materialise(con, prepare(raw, numbers, by_hash=by_hash), "quietline_calls")
         counts = {r["status"]: int(r["rows"]) for r in to_arrow(quality(prepared)).to_pylist()}
         calls = usable(prepared)
