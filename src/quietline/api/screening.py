@@ -23,7 +23,7 @@ from functools import update_wrapper
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, File, Form, Query, Request, UploadFile
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from quietline.api.auth import require
@@ -97,7 +97,16 @@ def _enterprise(value: str | None, field_name: str = "enterprise") -> str | None
     return parse_uscc(value, field=field_name)
 
 
-@router.get("/screen", summary="Decide one call or SMS (carrier)")
+#: The answers are flat dicts of strings: serialised as they are, without FastAPI's generic encoder
+#: (which walks every value; measured: 13 of 33 ms of a 1,000-pair batch).
+_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The decision(s)", "content": {"application/json": {}}}
+}
+
+
+@router.get(
+    "/screen", summary="Decide one call or SMS (carrier)", response_class=JSONResponse, responses=_ANSWER
+)
 def screen(
     request: Request,
     actor: Carrier,
@@ -116,7 +125,7 @@ def screen(
     identity: Annotated[
         list[str] | None, Query(max_length=4, description="SIP Identity header values (RFC 8224).")
     ] = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Decision (allow/block/warn), reason code, the rule that fired and the Chinese explanation.
 
     With ``origin`` (and ``identity`` when the call carried PASSporTs) caller authentication runs
@@ -147,7 +156,7 @@ def screen(
     answer = {**out.as_dict(), "caller": caller_n.e164, "callee": callee_n.e164}
     if authentication is not None:
         answer["caller_auth"] = authentication
-    return answer
+    return JSONResponse(answer)
 
 
 class PairIn(BaseModel):
@@ -165,8 +174,13 @@ class BatchIn(BaseModel):
     pairs: list[PairIn] = Field(min_length=1, max_length=MAX_BATCH)
 
 
-@router.post("/screen/batch", summary="Decide up to 10,000 calls or SMS (carrier)")
-def screen_batch(request: Request, actor: Carrier, body: BatchIn) -> dict[str, Any]:
+@router.post(
+    "/screen/batch",
+    summary="Decide up to 10,000 calls or SMS (carrier)",
+    response_class=JSONResponse,
+    responses=_ANSWER,
+)
+def screen_batch(request: Request, actor: Carrier, body: BatchIn) -> JSONResponse:
     """One result per pair, in order; a malformed pair fails the whole batch naming ``pairs.N.field``."""
     default_channel = Channel.parse(body.channel, "channel")
     default_category = _category(body.category)
@@ -186,7 +200,7 @@ def screen_batch(request: Request, actor: Carrier, body: BatchIn) -> dict[str, A
     for req, caller_n, callee_n in requests:
         out = engine.decide(req, caller=caller_n.e164, callee=callee_n.e164)
         results.append({**out.as_dict(), "caller": caller_n.e164, "callee": callee_n.e164})
-    return {"count": len(results), "results": results}
+    return JSONResponse({"count": len(results), "results": results})
 
 
 @router.get("/screen/blocks", summary="My block records, 拦截记录 (subscriber)")
