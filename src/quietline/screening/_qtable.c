@@ -50,34 +50,27 @@ typedef struct {
     PyObject *removed;  /* set or None: members removed since compiled */
 } QTable;
 
+/* Whether remainder r is among entries [start, end) of a table of TYPE remainders. */
+#define SCAN(TYPE)                                        \
+    do {                                                  \
+        const TYPE *p = (const TYPE *)t->rems.buf;        \
+        const TYPE v = (TYPE)r;                           \
+        for (uint64_t i = start; i < end; i++)            \
+            if (p[i] == v)                                \
+                return 1;                                 \
+        return 0;                                         \
+    } while (0)
+
 static inline int
 scan_bucket(const QTable *t, uint64_t start, uint64_t end, uint64_t r)
 {
-    const char *base = (const char *)t->rems.buf;
     switch (t->width) {
-    case 2: {
-        const uint16_t *p = (const uint16_t *)base;
-        uint16_t v = (uint16_t)r;
-        for (uint64_t i = start; i < end; i++)
-            if (p[i] == v)
-                return 1;
-        return 0;
-    }
-    case 4: {
-        const uint32_t *p = (const uint32_t *)base;
-        uint32_t v = (uint32_t)r;
-        for (uint64_t i = start; i < end; i++)
-            if (p[i] == v)
-                return 1;
-        return 0;
-    }
-    default: {
-        const uint64_t *p = (const uint64_t *)base;
-        for (uint64_t i = start; i < end; i++)
-            if (p[i] == r)
-                return 1;
-        return 0;
-    }
+    case 2:
+        SCAN(uint16_t);
+    case 4:
+        SCAN(uint32_t);
+    default:
+        SCAN(uint64_t);
     }
 }
 
@@ -151,6 +144,14 @@ QTable_init(QTable *self, PyObject *args, PyObject *kwds)
         return -1;
     }
     const uint32_t *offsets = (const uint32_t *)self->offsets.buf;
+    /* A snapshot file is input like any other: a table whose offsets go backwards or past the end
+     * would make lookups read outside it, so it is refused here, once, not checked per lookup. */
+    for (Py_ssize_t i = 0; i < self->buckets; i++) {
+        if (offsets[i] > offsets[i + 1]) {
+            PyErr_Format(PyExc_ValueError, "offsets must not decrease (entry %zd)", i + 1);
+            return -1;
+        }
+    }
     if ((Py_ssize_t)offsets[self->buckets] * self->width > self->rems.len) {
         PyErr_SetString(PyExc_ValueError, "offsets point past the end of rems");
         return -1;

@@ -132,6 +132,8 @@ def test_compiled_table_refuses_malformed_tables_naming_the_problem() -> None:
         _qtable.QTable(offsets, rems, 33, 0, MULTIPLIER)
     with pytest.raises(ValueError, match="past the end"):
         _qtable.QTable(np.array([0, 9], dtype=np.uint32), rems, 34, 0, MULTIPLIER)
+    with pytest.raises(ValueError, match=r"must not decrease \(entry 2\)"):
+        _qtable.QTable(np.array([0, 2, 1], dtype=np.uint32), rems, 33, 0, MULTIPLIER)
     with pytest.raises(TypeError, match="sets"):
         _qtable.QTable(offsets, rems, 34, 0, MULTIPLIER, [1], None)  # type: ignore[arg-type]
     table = _qtable.QTable(offsets, rems, 34, 0, MULTIPLIER)
