@@ -1,9 +1,10 @@
 """HTTP screening under a local load generator: requests/s and latency for ``GET /v1/screen`` and
 ``POST /v1/screen/batch`` (1,000 pairs), against ``quietline serve --workers W`` on SQLite.
 
-The load generator is asyncio + httpx with ``--concurrency`` connections for ``--seconds`` per endpoint,
-in this process (it shares the machine's cores with the server: the figures are a floor). Baseline in
-the same run: ``GET /healthz`` (the framework's own cost for a trivial endpoint that does one SQL query).
+The load generator is ``wrk`` (C, closed loop, ``--concurrency`` keep-alive connections for ``--seconds``
+per endpoint) when it is on PATH (``make bench`` installs it), else asyncio + httpx in this process.
+Either shares the machine's cores with the server: the figures are a floor. Baseline in the same run:
+``GET /healthz`` (the framework's own cost for a trivial endpoint that does one SQL query).
 
     .venv/bin/python benchmarks/bench_screening_http.py [--workers 2] [--concurrency 16] [--seconds 10]
 """
@@ -14,6 +15,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -72,6 +74,44 @@ async def load(
     }
 
 
+WRK_SCRIPT = """
+wrk.method = "%(method)s"
+wrk.body = %(body)s
+wrk.headers["Content-Type"] = "application/json"
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests": %%d, "seconds": %%f, "errors": %%d, "p50_us": %%d, "p99_us": %%d, "max_us": %%d}\\n',
+    summary.requests, summary.duration / 1e6, e.status + e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(99), latency.max))
+end
+"""
+
+
+def wrk_load(url: str, concurrency: int, seconds: float, body: str | None = None) -> dict[str, Any]:
+    """``wrk`` on one URL (GET, or POST of ``body``), closed loop with ``concurrency`` connections."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(
+            WRK_SCRIPT % {"method": "POST" if body else "GET", "body": json.dumps(body) if body else "nil"}
+        )
+    try:
+        run = subprocess.run(
+            ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, int(seconds))}s", "-s", script.name, url],
+            capture_output=True, text=True, check=True, timeout=seconds + 60,
+        )  # fmt: skip
+    finally:
+        os.unlink(script.name)
+    raw = json.loads(run.stdout.strip().splitlines()[-1])
+    return {
+        "requests": raw["requests"],
+        "errors": raw["errors"],
+        "rps": round(raw["requests"] / raw["seconds"], 1),
+        "p50_ms": raw["p50_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+        "max_ms": raw["max_us"] / 1000,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -118,26 +158,38 @@ def main() -> None:
                 httpx.get(f"{base}/v1/screen", params=params, timeout=30)
             pairs = [{"caller": f"137{i:08d}", "callee": f"138{i:08d}"} for i in range(args.batch)]
             body = {"category": "insurance", "pairs": pairs}
-            out["healthz_baseline"] = asyncio.run(
-                load(base, args.concurrency, args.seconds, lambda c: c.get("/healthz"))
-            )
-            out["single"] = asyncio.run(
-                load(base, args.concurrency, args.seconds, lambda c: c.get("/v1/screen", params=params))
-            )
-            batch = asyncio.run(
-                load(
-                    base,
-                    max(2, args.concurrency // 4),
-                    args.seconds,
-                    lambda c: c.post("/v1/screen/batch", json=body),
+            batch_connections = max(2, args.concurrency // 4)
+            if shutil.which("wrk"):
+                out["load_generator"] = "wrk (C, closed loop)"
+                single_url = f"{base}/v1/screen?" + "&".join(f"{k}={v}" for k, v in params.items())
+                out["healthz_baseline"] = wrk_load(f"{base}/healthz", args.concurrency, args.seconds)
+                out["single"] = wrk_load(single_url, args.concurrency, args.seconds)
+                batch = wrk_load(
+                    f"{base}/v1/screen/batch", batch_connections, args.seconds, body=json.dumps(body)
                 )
-            )
+            else:
+                out["load_generator"] = "asyncio + httpx in this process (closed loop)"
+                out["healthz_baseline"] = asyncio.run(
+                    load(base, args.concurrency, args.seconds, lambda c: c.get("/healthz"))
+                )
+                out["single"] = asyncio.run(
+                    load(base, args.concurrency, args.seconds, lambda c: c.get("/v1/screen", params=params))
+                )
+                batch = asyncio.run(
+                    load(
+                        base,
+                        batch_connections,
+                        args.seconds,
+                        lambda c: c.post("/v1/screen/batch", json=body),
+                    )
+                )
             batch["pairs_per_request"] = args.batch
             batch["decisions_per_s"] = round(batch["rps"] * args.batch)
             out["batch"] = batch
         finally:
             server.terminate()
             server.wait(timeout=30)
+    out["load_average_at_end"] = list(os.getloadavg())
     print(json.dumps(out, indent=2))
 
 
