@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from quietline import __version__
 from quietline.api.errors import install_error_handlers
-from quietline.platform import migrate
+from quietline.platform import logredact, migrate
 from quietline.platform.runtime import Runtime
 from quietline.platform.settings import get_settings
 
@@ -26,6 +26,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     )
     app.state.runtime = rt
     install_error_handlers(app)
+    logredact.install()  # numbers in request lines never reach the logs in clear
 
     schema_checked: list[tuple[float, bool]] = []
 
