@@ -26,7 +26,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     )
     app.state.runtime = rt
     install_error_handlers(app)
-    logredact.install()  # numbers in request lines never reach the logs in clear
+    logredact.install()  # numbers never reach the server's logs in clear
 
     schema_checked: list[tuple[float, bool]] = []
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 #: Seven or more digits in a row: every subscriber number, in any spelling the parser accepts.
 _NUMBER = re.compile(r"\d{7,}")
@@ -24,25 +25,36 @@ def mask_numbers(text: str) -> str:
     return _NUMBER.sub(lambda m: m[0][:3] + "*" * (len(m[0]) - 7) + m[0][-4:], text)
 
 
-class MaskNumbers(logging.Filter):
-    """A filter that masks numbers in a record's message and its string arguments (the access log
-    passes the request path as an argument)."""
+def mask_record(record: logging.LogRecord) -> None:
+    """Mask numbers in a record's message and its string arguments (the access log passes the request
+    path as an argument; quietline's own messages pass numbers as arguments too)."""
+    if isinstance(record.msg, str):
+        record.msg = mask_numbers(record.msg)
+    if isinstance(record.args, tuple):
+        record.args = tuple(mask_numbers(a) if isinstance(a, str) else a for a in record.args)
+    elif isinstance(record.args, dict):
+        record.args = {k: mask_numbers(v) if isinstance(v, str) else v for k, v in record.args.items()}
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = mask_numbers(record.msg)
-        if isinstance(record.args, tuple):
-            record.args = tuple(mask_numbers(a) if isinstance(a, str) else a for a in record.args)
-        return True
 
-
-#: Loggers whose records may carry a request line.
-ACCESS_LOGGERS = ("uvicorn.access", "uvicorn.error")
+#: Loggers whose records are masked: the server's (request lines) and quietline's own.
+MASKED_LOGGERS = frozenset({"uvicorn", "quietline"})
 
 
 def install() -> None:
-    """Mask numbers on the server's access and error loggers (idempotent)."""
-    for name in ACCESS_LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, MaskNumbers) for f in logger.filters):
-            logger.addFilter(MaskNumbers())
+    """Mask numbers in every record of the ``MASKED_LOGGERS`` trees as it is created (idempotent).
+
+    A record factory rather than a filter: a logger's filters see only records logged on that very
+    logger, not those of its children (``quietline.reactions.relay`` …), and handlers belong to whoever
+    configures logging (uvicorn, a test, an embedding application)."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "masks_numbers", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if record.name.partition(".")[0] in MASKED_LOGGERS:
+            mask_record(record)
+        return record
+
+    factory.masks_numbers = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)

@@ -26,15 +26,22 @@ def test_numbers_keep_only_their_first_three_and_last_four_digits(line: str, mas
     assert logredact.mask_numbers(line) == masked
 
 
-def test_the_access_log_record_is_masked_before_it_is_formatted(caplog: pytest.LogCaptureFixture) -> None:
+def test_records_are_masked_before_they_are_formatted(caplog: pytest.LogCaptureFixture) -> None:
     logredact.install()
-    logredact.install()  # idempotent
-    access = logging.getLogger("uvicorn.access")
-    assert sum(isinstance(f, logredact.MaskNumbers) for f in access.filters) == 1
-    with caplog.at_level(logging.INFO, logger="uvicorn.access"):
+    logredact.install()  # idempotent: one wrapper, not two
+    factory = logging.getLogRecordFactory()
+    assert getattr(factory, "masks_numbers", False)
+    with caplog.at_level(logging.INFO):
         # uvicorn's own call: '%s - "%s %s HTTP/%s" %d' with the path as an argument.
-        access.info(
+        logging.getLogger("uvicorn.access").info(
             '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", "/v1/screen?caller=13800138000", "1.1", 200
         )
-    assert caplog.messages == ['127.0.0.1:5000 - "GET /v1/screen?caller=138****8000 HTTP/1.1" 200']
-    assert "13800138000" not in caplog.text
+        logging.getLogger("quietline.reactions.relay").info("finding for %s left", "+8613800138000")
+        logging.getLogger("quietline").warning("SMS to 13900139000 failed")
+        logging.getLogger("elsewhere").warning("row 13800138000")  # not ours: untouched
+    assert caplog.messages == [
+        '127.0.0.1:5000 - "GET /v1/screen?caller=138****8000 HTTP/1.1" 200',
+        "finding for +861******8000 left",
+        "SMS to 139****9000 failed",
+        "row 13800138000",
+    ]
