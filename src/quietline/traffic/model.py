@@ -89,7 +89,9 @@ def train(
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import average_precision_score, roc_auc_score
 
-    known = [r for r in rows if int(r["number"]) in labels]
+    # In number order: the engines return feature rows in no particular order, and the booster's
+    # early-stopping split follows row order, so an unsorted input gave a different model each run.
+    known = sorted((r for r in rows if int(r["number"]) in labels), key=lambda r: int(r["number"]))
     if not known:
         raise InvalidInput("no caller in the call records has a label", field="labels")
     x, numbers = feature_matrix(known)
