@@ -10,6 +10,7 @@ from importlib import import_module
 import typer
 from pydantic import ValidationError
 
+from quietline.platform import logredact
 from quietline.platform.errors import QuietlineError
 from quietline.vocabulary import VocabularyError
 
@@ -95,6 +96,7 @@ def app() -> None:
     """Console entry point: user errors become one line on stderr and exit code 2."""
     command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
     known = command in GROUPS or command in SCREENING_COMMANDS or command == "serve"
+    logredact.install()  # workers and commands log numbers masked, as the server does
     try:
         build(command if known else None)()
     except (QuietlineError, VocabularyError) as exc:
