@@ -29,6 +29,7 @@ from quietline.accounts.orm import (
     EnterpriseRow,
     OtpChallengeRow,
     OtpSendRow,
+    StaffLoginFailureRow,
     StaffSessionRow,
     SubscriberSessionRow,
 )
@@ -361,11 +362,26 @@ def open_staff_session(rt: Runtime, presented_key: str, *, client: str) -> Issue
     suspended enterprises fail). Success and failure are both audited; a failure names only the key id
     the text claims (never the secret), and the error says nothing about why.
     """
-    found = authenticate_api_key(rt, presented_key) if len(presented_key) <= 200 else None
     now = rt.clock.now()
+    limit = rt.settings.staff_login_failures_per_client_per_hour
+    with rt.sessions() as session:
+        failures = session.scalar(
+            select(func.count()).where(
+                StaffLoginFailureRow.client == client[:120], StaffLoginFailureRow.at > now - RATE_WINDOW
+            )
+        )
+    if (failures or 0) >= limit:
+        # Refused before the key is even looked at: guessing stops here, and a refusal writes nothing.
+        raise RateLimited(
+            f"at most {limit} failed sign-ins per client per hour; try again later",
+            field="staff_login_failures_per_client_per_hour",
+        )
+    found = authenticate_api_key(rt, presented_key) if len(presented_key) <= 200 else None
     parts = model.split_api_key(presented_key) if len(presented_key) <= 200 else None
     with rt.sessions.begin() as session:
         if found is None:
+            session.execute(delete(StaffLoginFailureRow).where(StaffLoginFailureRow.at < now - SEND_LOG_KEPT))
+            session.add(StaffLoginFailureRow(at=now, client=client[:120]))
             audit.record(
                 session,
                 actor=ANONYMOUS,

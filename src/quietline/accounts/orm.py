@@ -98,3 +98,18 @@ class StaffSessionRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class StaffLoginFailureRow(Base):
+    """One failed staff sign-in: the sliding-hour limit per client counts these rows, so it holds
+    across processes that share the database (and an attacker's guesses cannot fill the audit log)."""
+
+    __tablename__ = "accounts_staff_login_failures"
+    __table_args__ = (
+        Index("ix_accounts_staff_login_failures_client_at", "client", "at"),
+        Index("ix_accounts_staff_login_failures_at", "at"),  # pruning
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    client: Mapped[str] = mapped_column(String(120))

@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     otp_max_attempts: int = 5
     otp_send_per_number_per_hour: int = 5
     otp_send_per_client_per_hour: int = 20
+    #: Failed staff sign-ins one client may make in an hour before it is refused without a check.
+    staff_login_failures_per_client_per_hour: int = 10
     personal_list_limit: int = 1000
     dev_open_screen: bool = False
     wash_daily_quota: int = 50_000_000

@@ -42,7 +42,7 @@ from quietline.accounts import actions as accounts
 from quietline.accounts.model import SESSION_COOKIE, STAFF_SESSION_COOKIE
 from quietline.api.auth import client_id, current_actor
 from quietline.platform.actor import Actor
-from quietline.platform.errors import QuietlineError
+from quietline.platform.errors import QuietlineError, RateLimited
 from quietline.vocabulary import Carrier, Role, VocabularyError
 from quietline.web.portal import templates
 from quietline.web.requests import runtime_of
@@ -165,6 +165,16 @@ def login(request: Request, key: str = Form(""), next: str = Form(HOME_PATH)) ->
         )
     try:
         issued = accounts.open_staff_session(runtime_of(request), key.strip(), client=client_id(request))
+    except RateLimited:
+        return render(
+            request,
+            "staff_login.html",
+            None,
+            status_code=429,
+            error="失败次数过多，请一小时后再试。",
+            field="key",
+            next=target,
+        )
     except QuietlineError:
         # One message for every cause: a failed login must not reveal whether a key id exists.
         return render(

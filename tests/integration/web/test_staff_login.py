@@ -14,6 +14,7 @@ from quietline.accounts.model import STAFF_SESSION_ABSOLUTE, STAFF_SESSION_COOKI
 from quietline.platform import audit
 from quietline.platform.actor import Actor
 from quietline.platform.clock import FakeClock
+from quietline.platform.errors import RateLimited
 from quietline.platform.runtime import Runtime
 from quietline.vocabulary import Role
 
@@ -61,6 +62,26 @@ def test_bad_keys_fail_alike_and_are_audited(any_runtime: Runtime) -> None:
         failures = [e for e in audit.tail(session, 10) if e.action == "accounts.staff.login_failed"]
     assert len(failures) == 4
     assert all(created.plaintext.split("_", 2)[2] not in str(e.as_dict()) for e in failures)
+
+
+def test_failed_sign_ins_are_limited_per_client_for_an_hour(any_runtime: Runtime, clock: FakeClock) -> None:
+    created = _carrier_key(any_runtime)
+    limit = any_runtime.settings.staff_login_failures_per_client_per_hour
+    for _ in range(limit):
+        with pytest.raises(actions.StaffLoginFailed):
+            actions.open_staff_session(any_runtime, "ql_guess", client="ip:attacker")
+    # Over the limit even the right key is refused unchecked, and the refusal writes nothing.
+    with any_runtime.sessions() as session:
+        audited = len(audit.tail(session, 1000))
+    with pytest.raises(RateLimited) as refused:
+        actions.open_staff_session(any_runtime, created.plaintext, client="ip:attacker")
+    assert refused.value.status == 429 and refused.value.field == "staff_login_failures_per_client_per_hour"
+    with any_runtime.sessions() as session:
+        assert len(audit.tail(session, 1000)) == audited
+    # Another client is not affected; an hour later the attacker's client may try again.
+    assert actions.open_staff_session(any_runtime, created.plaintext, client="ip:colleague").token
+    clock.advance(seconds=3601)
+    assert actions.open_staff_session(any_runtime, created.plaintext, client="ip:attacker").token
 
 
 def test_idle_and_absolute_expiry(any_runtime: Runtime, clock: FakeClock) -> None:
@@ -137,6 +158,15 @@ def test_wrong_key_is_refused_in_chinese_without_saying_whether_the_id_exists(
     assert bodies[0] == bodies[1]  # same page whether or not the key id exists
     empty = _login(api_client, "  ")
     assert empty.status_code == 422 and "请粘贴您的 API 密钥" in empty.text
+
+
+def test_too_many_failures_get_a_chinese_429_page(api_client: TestClient, credentials: Any) -> None:
+    rt = api_client.app.state.runtime  # type: ignore[attr-defined]
+    for _ in range(rt.settings.staff_login_failures_per_client_per_hour):
+        assert _login(api_client, "hello").status_code == 401
+    r = _login(api_client, credentials.keys[Role.CARRIER])
+    assert r.status_code == 429 and "set-cookie" not in r.headers
+    assert "失败次数过多" in r.text and 'id="key-error"' in r.text
 
 
 def test_next_page_must_be_a_staff_page(api_client: TestClient, credentials: Any) -> None:
