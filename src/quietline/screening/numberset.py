@@ -134,20 +134,10 @@ class _Region:
         return (h * np.uint64(INVERSE)) & np.uint64(OFFSET_MASK)
 
     def contains_many(self, numbers_u: npt.NDArray[np.uint64]) -> BoolArray:
-        """Membership of numbers (as ``uint64``) whose region is this one; only their low 34 bits are
-        read (``n * M mod 2**34`` equals ``(n mod 2**34) * M mod 2**34``), so callers pass whole numbers
-        and check the region themselves."""
-        count = self.count
-        if count == 0:
-            return np.zeros(len(numbers_u), dtype=np.bool_)
-        if self.table is not None:
-            out = np.empty(len(numbers_u), dtype=np.bool_)
-            self.table.contains_many(np.ascontiguousarray(numbers_u), out)
-            return out
-        return self.contains_many_numpy(numbers_u)
-
-    def contains_many_numpy(self, numbers_u: npt.NDArray[np.uint64]) -> BoolArray:
-        """``contains_many`` in NumPy (the reference the compiled lookup is checked against)."""
+        """Membership of numbers (as ``uint64``) whose region is this one, in NumPy (the reference the
+        compiled ``table`` is checked against); only their low 34 bits are read (``n * M mod 2**34``
+        equals ``(n mod 2**34) * M mod 2**34``), so callers pass whole numbers and check the region
+        themselves."""
         count = self.count
         if count == 0:
             return np.zeros(len(numbers_u), dtype=np.bool_)
