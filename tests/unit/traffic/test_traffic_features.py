@@ -17,7 +17,6 @@ from quietline.traffic.features import (
     caller_features,
     hash_is_unique,
     normalise_number,
-    number_value,
     prepare,
     quality,
     quiet_engine_deprecations,
@@ -198,33 +197,6 @@ def test_normalisation_of_other_kinds(text: str, expected: str | None) -> None:
     else:
         with pytest.raises(InvalidNumber):
             parse(text)
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "+8613800138000",  # canonical: the fast path
-        "+14155550100",
-        "+12345",  # 5 digits, the shortest
-        "+123456789012345",  # 15 digits, the longest
-        "+1234",  # too short for either path
-        "+1234567890123456",  # too long
-        "+0123456",  # a country code never starts with 0
-        "+123e2",  # not digits (an integer cast would read 12300)
-        "+86 138 0013 8000",  # separators: the slow path
-        "008613800138000",
-        "13800138000",
-        "075512345678",
-        " +8613800138000",
-        "+8613800138000 ",
-        "",
-        "abc",
-    ],
-)
-def test_fast_path_for_canonical_spellings_agrees_with_the_rules(text: str) -> None:
-    t = ibis.memtable(pa.table({"s": [text]}))
-    row = to_arrow(t.select(fast=number_value(t.s), rules=normalise_number(t.s))).to_pylist()[0]
-    assert row["fast"] == (int(row["rules"]) if row["rules"] is not None else None)
 
 
 def _prepared(rows: list[dict[str, Any]], *, by_hash: bool) -> list[dict[str, Any]]:
