@@ -75,7 +75,10 @@ def _print_case(view: queries.CaseView, as_json: bool) -> None:
     )
     for clock in data["clocks"]:
         mark = "projected" if clock["projected"] else ("late" if clock["late"] else "")
-        console.print(f"  {clock['stage']:<9} due {clock['due'] or 'calendar gap'} {mark}")
+        due = clock["due"] or (
+            f"calendar gap (about {clock['due_estimate']})" if clock["due_estimate"] else "calendar gap"
+        )
+        console.print(f"  {clock['stage']:<9} due {due} {mark}")
 
 
 @app.command("file")

@@ -481,6 +481,9 @@ class StageClock:
     started_at: datetime | None
     finished_at: datetime | None
     uncovered: date | None = None  # the first date no calendar source knows
+    #: When ``uncovered``: the expected date on the statutory holidays alone (shown as an estimate, never
+    #: enforced: breaches and warnings wait for the year's schedule).
+    estimate: date | None = None
 
     @property
     def due_end(self) -> datetime | None:
@@ -523,14 +526,18 @@ def compute_deadlines(timeline: Timeline, calendar: WorkingCalendar, policy: Dea
         start_day = china_date(started) if started is not None else anchor
         due: date | None = None
         uncovered: date | None = None
+        estimate: date | None = None
         if start_day is not None:
             try:
                 due = calendar.add_working_days(start_day, policy.limit(stage))
             except CalendarNotCovered as exc:
                 uncovered = exc.day
-        clocks.append(StageClock(stage, due, projected, started, timeline.finished(stage), uncovered))
+                estimate = calendar.add_working_days(start_day, policy.limit(stage), estimate=True)
+        clocks.append(
+            StageClock(stage, due, projected, started, timeline.finished(stage), uncovered, estimate)
+        )
         finished = timeline.finished(stage)
-        anchor = china_date(finished) if finished is not None else due
+        anchor = china_date(finished) if finished is not None else (due or estimate)
     return Deadlines(tuple(clocks))
 
 

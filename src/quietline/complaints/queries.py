@@ -122,6 +122,8 @@ class CaseView:
                     "finished_at": _iso(c.finished_at),
                     "late": c.late_by_finish(),
                     "calendar_gap": _iso(c.uncovered),
+                    # Only with a calendar gap: the date on the statutory holidays alone, not enforced.
+                    "due_estimate": _iso(c.estimate),
                 }
                 for c in self.deadlines.clocks
             ],

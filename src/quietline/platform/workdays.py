@@ -15,6 +15,13 @@ Sources, in order of precedence:
 Any other date raises ``CalendarNotCovered``: a deadline computed on a guessed calendar is worse than
 an error that tells the operator to enter the year's schedule.
 
+What may be shown meanwhile is an *estimate*, asked for explicitly (``add_working_days(...,
+estimate=True)``) and always labelled as one: for a year no source covers, rest days are the weekends
+and the statutory holidays of 《全国年节及纪念日放假办法》 (2024 revision: 元旦 1 day, 春节 4 days from
+除夕, 清明 1, 劳动节 2, 端午 1, 中秋 1, 国庆 3; lunar dates from the maintained ``holidays`` package),
+without the notice's shifts (调休), which only the notice can tell. A complaint accepted in late
+December then still shows when its later stages are expected, instead of nothing.
+
 The module is pure: overrides are passed in (the complaints context stores them in a table), and the
 legal convention for periods is applied in ``add_working_days``: the day on which a period starts is
 not counted (《民法典》第二百零一条: 按照年、月、日计算期间的，开始的当日不计入，自下一日开始计算).
@@ -28,6 +35,7 @@ from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 
 import chinese_calendar
+import holidays as holiday_tables
 
 from quietline.platform.errors import QuietlineError
 
@@ -77,6 +85,17 @@ def _statutory_workday(day: date) -> bool | None:
 _SCHEDULED_YEARS = frozenset(day.year for day in chinese_calendar.holidays)
 
 
+@lru_cache(maxsize=16)
+def _statutory_holidays(year: int) -> frozenset[date]:
+    """The statutory holidays of ``year`` alone (``observed=False``: without the notice's shifts)."""
+    return frozenset(holiday_tables.country_holidays("CN", years=year, observed=False))
+
+
+def estimated_workday(day: date) -> bool:
+    """An estimate for a day no source covers: a weekday that is not a statutory holiday."""
+    return day.weekday() < 5 and day not in _statutory_holidays(day.year)
+
+
 def package_knows(day: date) -> bool:
     """True when the ``chinesecalendar`` package has the State Council schedule of ``day``'s year."""
     return _statutory_workday(day) is not None
@@ -108,8 +127,12 @@ class WorkingCalendar:
             return day.weekday() < 5
         raise CalendarNotCovered(day)
 
-    def add_working_days(self, start: date, n: int) -> date:
+    def add_working_days(self, start: date, n: int, *, estimate: bool = False) -> date:
         """The date on which a period of ``n`` working days starting on ``start`` ends.
+
+        With ``estimate``, days no source covers count by ``estimated_workday`` instead of raising
+        ``CalendarNotCovered`` (for showing an expected date, labelled as an estimate, never for a
+        deadline that is enforced).
 
         The start day is not counted (民法典 第二百零一条), whether or not it is a working day: a
         complaint accepted on a Saturday with 3 working days to forward is due on Wednesday, one
@@ -121,7 +144,11 @@ class WorkingCalendar:
         remaining = abs(n)
         while remaining:
             day += step
-            if self.is_working_day(day):
+            if estimate and not self.is_covered(day):
+                working = estimated_workday(day)
+            else:
+                working = self.is_working_day(day)
+            if working:
                 remaining -= 1
         return day
 

@@ -205,6 +205,8 @@ class ClockRow:
     due: str
     status: str
     css: str
+    #: The year whose holiday schedule is missing when ``due`` is an estimate (see the page's note).
+    estimated_year: int | None = None
 
 
 def _clock_rows(view: queries.CaseView, now: datetime, rt: Runtime, session: Any) -> list[ClockRow]:
@@ -215,16 +217,27 @@ def _clock_rows(view: queries.CaseView, now: datetime, rt: Runtime, session: Any
         rows.append(
             ClockRow(
                 STAGE_LABELS[clock.stage],
-                clock.due.isoformat() if clock.due else "待定",
+                _due_text(clock),
                 _clock_status(clock, flagged.get(clock.stage)),
                 _clock_css(clock, flagged.get(clock.stage)),
+                clock.uncovered.year if clock.uncovered is not None and clock.estimate is not None else None,
             )
         )
     return rows
 
 
+def _due_text(clock: StageClock) -> str:
+    if clock.due is not None:
+        return clock.due.isoformat()
+    if clock.estimate is not None:
+        return f"约 {clock.estimate.isoformat()}"
+    return "待定"
+
+
 def _clock_status(clock: StageClock, alert: Alert | None) -> str:
     if clock.uncovered is not None:
+        if clock.estimate is not None and clock.finished_at is None:
+            return "预计（暂按法定假日）"
         return f"节假日安排未公布（{clock.uncovered.year} 年），期限待定"
     if clock.finished_at is not None:
         done = f"已于 {_china(clock.finished_at)} 完成"
@@ -250,7 +263,7 @@ def _current(view: queries.CaseView, now: datetime, calendar: Any) -> tuple[str,
     for clock in view.deadlines.clocks:
         if clock.finished_at is None:
             alert = flagged.get(clock.stage)
-            due = clock.due.isoformat() if clock.due else "待定"
+            due = _due_text(clock)
             return STAGE_LABELS[clock.stage], due, alert.value if alert else ""
     return "", "", ""
 

@@ -267,6 +267,10 @@ def test_calendar_gap_then_operator_declares_the_year(any_runtime: Runtime) -> N
     assert d["deadlines"]["forward"] == "2026-12-24"
     assert d["deadlines"]["feedback"] is None  # runs into 2027, which the package does not know
     assert d["clocks"][1]["calendar_gap"] is not None
+    # Estimated meanwhile on the statutory holidays (forwarded at once on Mon Dec 21; Jan 1 off): the
+    # same date the declared schedule gives below.
+    assert d["clocks"][1]["due_estimate"] == "2027-01-12"
+    assert d["clocks"][0]["due_estimate"] is None
     rt.clock.advance(days=1)
     assert [(f.stage, f.kind) for f in actions.scan(rt)] == [("feedback", "calendar_gap")]
     with pytest.raises(PermissionDenied):

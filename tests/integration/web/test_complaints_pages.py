@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -361,3 +362,18 @@ def test_inbox_groups_linked_reports_and_highlights_deadlines(site: Site, clock:
     assert f'<tr class="breach" data-case="{first}"' in inbox and "已超时" in inbox
     answered = site.client.get("/staff/complaints?state=answered", headers=unicom).text
     assert "data-case=" not in answered
+
+
+def test_stages_in_a_year_without_a_holiday_schedule_show_a_labelled_estimate(
+    site: Site, clock: FakeClock
+) -> None:
+    """Filed in late December 2026: the feedback and answer stages run into 2027, whose State Council
+    schedule the calendar lacks; the page shows when they are expected, marked as an estimate."""
+    clock.set(datetime(2026, 12, 21, 2, tzinfo=UTC))  # Monday, 10:00 in Beijing
+    me = site.subscriber()
+    case_id = site.file(me, at="2026-12-21T09:30")
+    page = _text(site.client.get(f"/me/complaints/{case_id}", headers=me).text)
+    assert "转送企业 2026-12-24" in page  # 2026 is known: an exact deadline
+    assert "企业核查反馈 约 2027-01-12 预计（暂按法定假日）" in page  # Jan 1 off: the statutory holiday
+    assert "答复举报人 约 2027-01-15" in page
+    assert "2027 年节假日安排尚未公布" in page

@@ -246,6 +246,10 @@ def test_calendar_gap_is_reported_not_guessed() -> None:
     assert d[Stage.FORWARD].due == date(2030, 12, 25)
     assert d[Stage.FEEDBACK].due is None
     assert d[Stage.FEEDBACK].uncovered == date(2031, 1, 1)
+    # Meanwhile an estimate on the statutory holidays alone (Jan 1 off): shown, never enforced.
+    assert d[Stage.FEEDBACK].estimate == date(2031, 1, 16)
+    assert d[Stage.ANSWER].uncovered is not None and d[Stage.ANSWER].estimate == date(2031, 1, 21)
+    assert d[Stage.FORWARD].estimate is None
     forwarded = Timeline(cst(2030, 12, 20), cst(2030, 12, 20, 11), None, None)
     found = alerts(compute_deadlines(forwarded, cal, POLICY), cst(2030, 12, 22), cal, POLICY)
     assert [(a.stage, a.alert) for a in found] == [(Stage.FEEDBACK, Alert.CALENDAR_GAP)]

@@ -15,6 +15,7 @@ from quietline.platform.workdays import (
     add_working_days,
     china_date,
     end_of_china_day,
+    estimated_workday,
     is_working_day,
 )
 
@@ -73,6 +74,22 @@ def test_years_the_package_lacks_raise_instead_of_guessing() -> None:
     assert known_2030.add_working_days(date(2030, 12, 27), 2) == date(2030, 12, 31)
     with pytest.raises(CalendarNotCovered, match="2031-01-01"):
         known_2030.add_working_days(date(2030, 12, 27), 3)
+
+
+def test_an_estimate_for_an_uncovered_year_skips_weekends_and_statutory_holidays_only() -> None:
+    """Asked for explicitly: the 2024 放假办法's days (lunar ones included), no shifts (调休)."""
+    known_2030 = WorkingCalendar(complete_years=frozenset({2030}))
+    # 2031: New Year's Day is a Wednesday; Spring Festival eve is Jan 22, the festival Jan 23–25.
+    assert known_2030.add_working_days(date(2030, 12, 27), 3, estimate=True) == date(2031, 1, 2)
+    assert known_2030.add_working_days(date(2031, 1, 20), 3, estimate=True) == date(2031, 1, 28)
+    # Covered days still follow the exact calendar (an override in the gap year too).
+    corrected = WorkingCalendar(overrides={date(2031, 1, 2): False}, complete_years=frozenset({2030}))
+    assert corrected.add_working_days(date(2030, 12, 27), 3, estimate=True) == date(2031, 1, 3)
+    # Without ``estimate`` nothing is guessed.
+    with pytest.raises(CalendarNotCovered):
+        known_2030.add_working_days(date(2030, 12, 27), 3)
+    assert estimated_workday(date(2031, 10, 3)) is False  # National Day, a Friday
+    assert estimated_workday(date(2031, 10, 6)) is True  # the Monday after (no 调休 guessed)
 
 
 def test_overrides_correct_and_extend_the_package() -> None:
