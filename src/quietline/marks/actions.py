@@ -41,6 +41,7 @@ from quietline.marks.model import (
 )
 from quietline.marks.orm import (
     AppealRow,
+    CreditedComplaintRow,
     HighRiskRow,
     IdentityRow,
     LabelStateRow,
@@ -1268,12 +1269,22 @@ def _reporter_rows_for_update(session: Session, reporters: Sequence[str]) -> lis
     return rows
 
 
-def record_verified_complaint(rt: Runtime, actor: Actor, reporter: str) -> None:
-    """A 12321 complaint by ``reporter`` was substantiated: its marks weigh a little more."""
+def record_verified_complaint(
+    rt: Runtime, actor: Actor, reporter: str, *, complaint: str | None = None
+) -> bool:
+    """A 12321 complaint by ``reporter`` was substantiated: its marks weigh a little more.
+
+    With ``complaint`` (its id), a complaint is credited once however often this is called for it (the
+    reactions relay delivers at least once, and an appeal can substantiate the same complaint again).
+    Returns whether this call credited it."""
     _require(actor, Role.OPERATOR, Role.REGULATOR, Role.CARRIER, what="crediting a verified complaint")
     e164 = parse(reporter, field="reporter").e164
     now = _now(rt)
     with rt.sessions.begin() as session:
+        if complaint is not None:
+            if session.get(CreditedComplaintRow, complaint) is not None:
+                return False
+            session.add(CreditedComplaintRow(complaint=complaint, reporter=e164, at=now))
         row = session.get(ReporterRow, e164, with_for_update=True)
         if row is None:
             row = _new_reporter(e164, now)
@@ -1286,9 +1297,10 @@ def record_verified_complaint(rt: Runtime, actor: Actor, reporter: str) -> None:
             subject_type="reporter",
             subject=e164,
             at=now,
-            after={"verified_complaints": row.verified_complaints},
+            after={"verified_complaints": row.verified_complaints, "complaint": complaint},
         )
         _rejudge_marked_by(session, actor, [e164], now, _policy(None))
+    return True
 
 
 # --- reviews of verified numbers -------------------------------------------------------------------

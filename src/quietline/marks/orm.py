@@ -43,6 +43,17 @@ class ReporterRow(Base):
     window_count: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class CreditedComplaintRow(Base):
+    """A substantiated complaint already credited to its reporter: the credit arrives from the change
+    feed, which delivers at least once, and must count once (``record_verified_complaint``)."""
+
+    __tablename__ = "marks_credited_complaints"
+
+    complaint: Mapped[str] = mapped_column(String(40), primary_key=True)
+    reporter: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class LabelStateRow(Base):
     """The displayed state of each label last announced on the change feed (so only changes go out)."""
 

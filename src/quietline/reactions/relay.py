@@ -13,9 +13,8 @@
   (issue 7: "automatic temporary blocks for bombing in progress"). Numbers on the system allow list
   (verified enterprise numbers: banks, delivery platforms) are never flagged or blocked automatically.
 
-Delivery is at least once (``platform.feedcursor``): every handler checks the current state first, so a
-repeated event changes nothing; the one exception is the reporter credit of a complaint whose event was
-being handled when the process died, which may count twice.
+Delivery is at least once (``platform.feedcursor``): every handler checks the current state first (the
+reporter credit is keyed by the complaint), so a repeated event changes nothing.
 """
 
 from __future__ import annotations
@@ -99,7 +98,9 @@ def on_complaint_responded(rt: Runtime, change: Change) -> None:
     if p.get("result") != Result.SUBSTANTIATED.value:
         return
     reporter, reported = str(p["reporter"]), str(p["reported"])
-    marks_actions.record_verified_complaint(rt, _actor(), reporter)
+    # Keyed by the complaint: a redelivered event (or a second substantiation after an appeal) credits
+    # the reporter once.
+    marks_actions.record_verified_complaint(rt, _actor(), reporter, complaint=str(p["case_id"]))
     with rt.sessions() as session:
         substantiated = complaints_queries.substantiated_reporters(session, reported)
     fraud = p.get("nature") == CallNature.FRAUD.value

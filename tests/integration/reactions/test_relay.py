@@ -101,6 +101,9 @@ def test_substantiated_complaints_credit_reporters_and_flag_the_number(any_runti
 
     _replay_everything(rt)
     assert _audit_count(rt, "marks.high_risk.suspected") == 1  # flagged once, not again on replay
+    # Each reporter's credit counts once too, however often the event is delivered.
+    assert [_verified_complaints(rt, r) for r in REPORTERS] == [1, 0, 1, 1]
+    assert _audit_count(rt, "marks.reporter.verified_complaint") == 3
 
 
 def test_one_substantiated_fraud_complaint_is_enough(any_runtime: Runtime) -> None:
