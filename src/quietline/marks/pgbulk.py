@@ -117,7 +117,7 @@ class PgStage:
         session.execute(
             text(
                 "CREATE TEMPORARY TABLE IF NOT EXISTS marks_stage (idx integer, number varchar(32),"
-                " reporter varchar(32), label varchar(40), at timestamptz, at_text varchar(40),"
+                " reporter varchar(32), label varchar(40), at timestamptz,"
                 " device varchar(64)) ON COMMIT DELETE ROWS"
             )
         )
@@ -128,11 +128,11 @@ class PgStage:
             if at is None:
                 at = iso[item.at] = item.at.isoformat()
             device = _NULL if item.device is None else item.device.translate(_COPY_ESCAPES)
-            return f"{item.index}\t{item.number}\t{item.reporter}\t{item.label.value}\t{at}\t{at}\t{device}\n"
+            return f"{item.index}\t{item.number}\t{item.reporter}\t{item.label.value}\t{at}\t{device}\n"
 
         _copy_lines(
             session,
-            "COPY marks_stage (idx, number, reporter, label, at, at_text, device) FROM STDIN",
+            "COPY marks_stage (idx, number, reporter, label, at, device) FROM STDIN",
             (line(item) for item in items),
         )
 
