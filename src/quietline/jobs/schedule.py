@@ -78,6 +78,9 @@ def build_jobs(settings: Settings, *, webhook_transport: WebhookTransportFactory
     def marks_refresh(rt: Runtime, _due: datetime) -> JobResult:
         return {"label_changes": marks_actions.refresh(rt, _actor("marks.refresh"))}
 
+    def marks_pending(rt: Runtime, _due: datetime) -> JobResult:
+        return {"label_changes": marks_actions.judge_pending(rt, _actor("marks.judge_pending"))}
+
     def wash_jobs(rt: Runtime, _due: datetime) -> JobResult:
         # The API starts a job's wash when it is submitted; this picks up whatever a restart or a
         # crashed server left queued or half-done (its lease expired), and deletes expired results.
@@ -122,6 +125,12 @@ def build_jobs(settings: Settings, *, webhook_transport: WebhookTransportFactory
             "号码标记随时间衰减后重新评定",
             every=timedelta(hours=settings.marks_refresh_hours),
             lease=timedelta(hours=1),
+        ),
+        Job(
+            "marks.judge_pending",
+            marks_pending,
+            "评定批量导入时暂缓的高频号码标记",
+            every=timedelta(seconds=1),
         ),
         Job(
             "screening.wash_jobs",

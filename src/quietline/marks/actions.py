@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
@@ -44,6 +45,7 @@ from quietline.marks.orm import (
     CreditedComplaintRow,
     HighRiskRow,
     IdentityRow,
+    JudgmentTimeRow,
     LabelStateRow,
     MarkRow,
     RecycleRow,
@@ -55,6 +57,7 @@ from quietline.marks.settings import get_marks_settings
 from quietline.numbers import PhoneNumber, parse
 from quietline.platform import audit, changefeed
 from quietline.platform.actor import Actor
+from quietline.platform.clock import as_utc
 from quietline.platform.errors import Conflict, InvalidInput, NotFound, PermissionDenied, RateLimited
 from quietline.platform.runtime import Runtime
 from quietline.platform.sms import SmsMessage
@@ -125,6 +128,8 @@ class IngestResult:
     #: The live marks a ``strict`` call wrote (single marks; bulk calls report counts and rejections).
     written: list[Mark] = field(default_factory=list)
     replaced_labels: dict[tuple[str, str], Label] = field(default_factory=dict)
+    #: Busy numbers left pending instead of judged now (``_defer_busy``; ``judge_pending`` judges them).
+    deferred: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -538,13 +543,7 @@ def _ingest(
             item.at = now  # a subscriber's own mark is dated by the server, never backdated
     with rt.sessions.begin() as session:
         stage = PgStage(session, parsed) if session.get_bind().dialect.name == "postgresql" else None
-        if stage is not None:
-            existing = stage.existing()
-            recycled = stage.recycled()
-        else:
-            numbers = sorted({p.number for p in parsed})
-            existing = queries.load_marks(session, numbers)
-            recycled = queries.last_recycled(session, numbers)
+        counts, before, recycled = _before_batch(session, stage, parsed)
         accepted, windows = _admit(
             session,
             parsed,
@@ -556,7 +555,6 @@ def _ingest(
             result=result,
             stage=stage,
         )
-        before = {(m.number, m.reporter): m for ms in existing.values() for m in ms}
         for key in accepted:
             old = before.get(key)
             if old is not None:
@@ -582,8 +580,9 @@ def _ingest(
             )
             _append_audit(session, _audit_rows(actor, now, accepted, before))
         result.accepted = len(accepted)
-        # Re-judge the touched numbers on the marks now live (the new ones replace the reporters' old).
-        merged = _live_after(existing, accepted, least=0 if strict else policy.min_reporters)
+        # Re-judge the touched numbers on the marks now live (the new ones replaced the reporters' old).
+        judge = _to_judge(session, counts, before, accepted, now, policy, strict=strict, result=result)
+        merged = stage.existing(judge) if stage is not None else queries.load_marks(session, judge)
         if strict:
             result.written = [m for ms in merged.values() for m in ms if (m.number, m.reporter) in accepted]
         needed = {m.reporter for ms in merged.values() for m in ms}
@@ -605,27 +604,114 @@ def _ingest(
     return result
 
 
-def _live_after(
-    existing: dict[str, list[Mark]], accepted: dict[tuple[str, str], _Parsed], *, least: int
-) -> dict[str, list[Mark]]:
-    """The live marks of each touched number once ``accepted`` replaced its reporters' old marks, for
-    the numbers with at least ``least`` of them. Live marks are one per reporter, so a number with fewer
-    marks than ``least`` (bulk: the policy's ``min_reporters``) cannot display a label and is ruled out
-    before any mark object is built for it (``queries.reputations`` would skip it anyway)."""
-    fresh: dict[str, list[_Parsed]] = defaultdict(list)
-    for p in accepted.values():
-        fresh[p.number].append(p)
-    merged: dict[str, list[Mark]] = {}
-    for number, new in fresh.items():
-        old = existing.get(number, ())
-        if len(old) + len(new) < least:
-            continue
-        again = {p.reporter for p in new}
-        marks = [m for m in old if m.reporter not in again]
-        marks.extend(Mark(p.number, p.reporter, p.label, p.at, p.device) for p in new)
-        if len(marks) >= least:
-            merged[number] = marks
-    return merged
+def _before_batch(
+    session: Session, stage: PgStage | None, parsed: Sequence[_Parsed]
+) -> tuple[dict[str, int], dict[tuple[str, str], Mark], dict[str, datetime]]:
+    """What a batch needs before it writes: how many live marks each touched number holds, the marks
+    the new ones replace, and the numbers' last recycling. The touched numbers' marks themselves are
+    read after the write, and only for the numbers judged now (a busy number's hundreds of marks are
+    not read while it waits, see ``_defer_busy``)."""
+    if stage is not None:
+        return stage.live_counts(), stage.prior(), stage.recycled()
+    numbers = sorted({p.number for p in parsed})
+    existing = queries.load_marks(session, numbers)
+    counts = {number: len(marks) for number, marks in existing.items()}
+    before = {(m.number, m.reporter): m for ms in existing.values() for m in ms}
+    return counts, before, queries.last_recycled(session, numbers)
+
+
+def _to_judge(
+    session: Session,
+    counts: dict[str, int],
+    before: dict[tuple[str, str], Mark],
+    accepted: dict[tuple[str, str], _Parsed],
+    now: datetime,
+    policy: ReputationPolicy,
+    *,
+    strict: bool,
+    result: IngestResult,
+) -> list[str]:
+    """The touched numbers to judge now. Live marks are one per reporter, so in bulk a number with
+    fewer than the policy's ``min_reporters`` cannot display a label and is not judged
+    (``queries.reputations`` would skip it); busy numbers judged a moment ago wait for the next chance
+    (``_defer_busy``, listed in ``result.deferred``)."""
+    live = dict(counts)
+    for key in accepted:
+        if key not in before:
+            live[key[0]] = live.get(key[0], 0) + 1
+    least = 0 if strict else policy.min_reporters
+    judge = sorted({number for number, _ in accepted if live[number] >= least})
+    if strict:
+        return judge
+    result.deferred = _defer_busy(session, {number: live[number] for number in judge}, now)
+    waiting = set(result.deferred)
+    return [number for number in judge if number not in waiting]
+
+
+def _defer_busy(session: Session, live: dict[str, int], now: datetime) -> list[str]:
+    """Of the touched numbers, the busy ones (``rejudge_hot_marks`` live marks or more) not yet due
+    for judging again (``JudgmentTimeRow``): left pending, not judged now. The busy ones that are due
+    are judged now and get their next due time."""
+    settings = get_marks_settings()
+    busy = sorted(n for n, count in live.items() if count >= settings.rejudge_hot_marks)
+    if not busy:
+        return []
+    due_at: dict[str, datetime] = {}
+    for part in queries.chunks(busy):
+        rows = session.execute(
+            select(JudgmentTimeRow.number, JudgmentTimeRow.due_at).where(JudgmentTimeRow.number.in_(part))
+        )
+        due_at.update((number, as_utc(at)) for number, at in rows)
+    deferred = [n for n in busy if n in due_at and due_at[n] > now]
+    for part in queries.chunks(deferred):
+        session.execute(update(JudgmentTimeRow).where(JudgmentTimeRow.number.in_(part)).values(pending=True))
+    _stamp_judged(session, {n: live[n] for n in busy if n not in due_at or due_at[n] <= now}, now)
+    return deferred
+
+
+def _stamp_judged(session: Session, live: dict[str, int], now: datetime) -> None:
+    """Record that the busy numbers ``live`` (number → live marks) were judged at ``now``, nothing
+    pending, and when each may be judged again (insert or update)."""
+    if not live:
+        return
+    settings = get_marks_settings()
+    dialect = session.get_bind().dialect.name
+    statement = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(JudgmentTimeRow)
+    statement = statement.on_conflict_do_update(
+        index_elements=["number"],
+        set_={
+            "judged_at": statement.excluded.judged_at,
+            "due_at": statement.excluded.due_at,
+            "pending": False,
+        },
+    )
+    rows = []
+    for number, count in live.items():
+        wait = settings.rejudge_interval_seconds * count / settings.rejudge_hot_marks
+        due = now + timedelta(seconds=min(wait, settings.rejudge_max_wait_seconds))
+        rows.append({"number": number, "judged_at": now, "due_at": due, "pending": False})
+    session.connection().execute(statement, rows)
+
+
+def judge_pending(rt: Runtime, actor: Actor, *, everything: bool = False) -> int:
+    """Judge the busy numbers whose marks arrived while they waited (``JudgmentTimeRow.pending``) once
+    they are due (``everything``: at once, e.g. before a report); a scheduled job runs this every
+    second. Returns the number of label changes announced."""
+    policy = _policy(None)
+    now = _now(rt)
+    with rt.sessions.begin() as session:
+        query = select(JudgmentTimeRow.number).where(JudgmentTimeRow.pending.is_(True))
+        if not everything:
+            query = query.where(JudgmentTimeRow.due_at <= now)
+        numbers = list(
+            session.scalars(query.order_by(JudgmentTimeRow.number).with_for_update(skip_locked=True))
+        )
+        if not numbers:
+            return 0
+        marks = queries.load_marks(session, numbers)
+        reps = queries.reputations(session, numbers, now, policy, marks=marks, displayable_only=True)
+        _stamp_judged(session, {n: len(marks.get(n, ())) for n in numbers}, now)
+        return _sync(session, actor, {n: rep for n, rep in reps.items() if rep.labels}, now)
 
 
 def _audit_rows(

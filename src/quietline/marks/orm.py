@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Boolean, Date, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Date, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from quietline.platform.db import Base, UtcDateTime
@@ -41,6 +41,28 @@ class ReporterRow(Base):
     vouched: Mapped[bool] = mapped_column(Boolean, default=False)
     window_start: Mapped[datetime] = mapped_column(UtcDateTime)
     window_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class JudgmentTimeRow(Base):
+    """When bulk ingestion last re-judged a busy number, when it may be judged again (``due_at``), and
+    whether marks arrived since (``pending``).
+
+    Why: re-judging reads every live mark of the number, so a number that collects marks in every
+    batch (a busy spam number: hundreds of marks) would be judged again and again on nearly the same
+    evidence, and ingestion would slow down as its marks pile up. A busy number with ``k`` live marks
+    waits ``rejudge_interval_seconds × k / rejudge_hot_marks`` (at most ``rejudge_max_wait_seconds``)
+    between judgments: one more mark among ``k`` moves its evidence by about ``1/k``, and judging costs
+    about ``k``, so the judging a busy number costs per second stays the same however many marks it
+    collects. What arrives in between is judged at the next chance (the next batch once it is due, or
+    the ``marks.judge_pending`` job)."""
+
+    __tablename__ = "marks_judgment_times"
+    __table_args__ = (Index("ix_marks_judgment_times_pending", "pending", "due_at"),)
+
+    number: Mapped[str] = mapped_column(String(32), primary_key=True)
+    judged_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    pending: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class CreditedComplaintRow(Base):

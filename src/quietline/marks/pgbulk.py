@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -145,7 +145,7 @@ class PgStage:
         )
         return {number: as_utc(at) for number, at in rows}
 
-    def _rows(self, sql: str) -> list[tuple[Any, ...]]:
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Rows of a query on the session's own connection, straight from the driver: psycopg's C loaders
         build the tuples, without SQLAlchemy's per-row processing (these queries return tens of
         thousands of rows per batch). Its ``timestamptz`` values are aware datetimes in the session's
@@ -154,22 +154,45 @@ class PgStage:
         if raw is None:  # pragma: no cover - a live session always holds a driver connection
             raise RuntimeError("no database connection")
         with raw.cursor() as cursor:
-            cursor.execute(sql)
+            cursor.execute(sql, params or None)
             rows: list[tuple[Any, ...]] = cursor.fetchall()
         return rows
 
-    def existing(self) -> dict[str, list[Mark]]:
-        """Every live mark of the staged numbers (what the reputations are recomputed from)."""
+    def existing(self, numbers: Collection[str]) -> dict[str, list[Mark]]:
+        """Every live mark of ``numbers`` (what their reputations are recomputed from: bulk ingestion
+        reads them, after its write, only for the numbers it judges now)."""
         found: dict[str, list[Mark]] = defaultdict(list)
+        if not numbers:
+            return found
         rows = self._rows(
             "SELECT m.number, m.reporter, m.label, m.at, m.device"
-            " FROM (SELECT DISTINCT number FROM marks_stage) AS s CROSS JOIN LATERAL"
-            " (SELECT * FROM marks_marks AS m WHERE m.number = s.number OFFSET 0) AS m"
+            " FROM unnest(%s::varchar[]) AS s(number) CROSS JOIN LATERAL"
+            " (SELECT * FROM marks_marks AS m WHERE m.number = s.number OFFSET 0) AS m",
+            (sorted(numbers),),
         )
         labels = {label.value: label for label in Label}
         for number, reporter, label, at, device in rows:
             found[number].append(Mark(number, reporter, labels[label], at, device))
         return found
+
+    def live_counts(self) -> dict[str, int]:
+        """How many live marks each staged number holds (an index-only count, no rows read out)."""
+        rows = self._rows(
+            "SELECT s.number, c.n FROM (SELECT DISTINCT number FROM marks_stage) AS s CROSS JOIN LATERAL"
+            " (SELECT count(*) AS n FROM marks_marks AS m WHERE m.number = s.number OFFSET 0) AS c"
+            " WHERE c.n > 0"
+        )
+        return {number: int(n) for number, n in rows}
+
+    def prior(self) -> dict[tuple[str, str], Mark]:
+        """The live mark each staged (number, reporter) pair already has: the one a new mark replaces."""
+        rows = self._rows(
+            "SELECT m.number, m.reporter, m.label, m.at, m.device"
+            " FROM (SELECT DISTINCT number, reporter FROM marks_stage) AS s"
+            " JOIN marks_marks AS m ON m.number = s.number AND m.reporter = s.reporter"
+        )
+        labels = {label.value: label for label in Label}
+        return {(n, r): Mark(n, r, labels[label], at, device) for n, r, label, at, device in rows}
 
     def lock_reporters(self, now: datetime) -> list[ReporterState]:
         """The staged reporters' rows, locked until the transaction ends, new reporters created first.

@@ -30,6 +30,12 @@ class MarksSettings(BaseSettings):
     burst_min_size: int = 5
     #: Marks one reporter may submit per day (the lesson "rate-limit per device and address").
     rate_limit_per_day: int = 30
+    #: Bulk ingestion re-judges a number with ``k`` ≥ ``rejudge_hot_marks`` live marks at most once per
+    #: ``rejudge_interval_seconds × k / rejudge_hot_marks`` seconds (at most ``rejudge_max_wait_seconds``);
+    #: marks arriving in between leave it pending (``marks.judge_pending``, see ``JudgmentTimeRow``).
+    rejudge_hot_marks: int = 16
+    rejudge_interval_seconds: float = 5.0
+    rejudge_max_wait_seconds: float = 60.0
     #: Seconds the reputation API may serve a cached answer's counts and confidences. Displayed labels,
     #: the high-risk state and the verified name are not bound by it: their changes invalidate the
     #: answer through the change feed within ``api_max_staleness_seconds`` (``quietline.marks.lookup``).

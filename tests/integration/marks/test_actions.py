@@ -10,10 +10,10 @@ from sqlalchemy import select
 
 from quietline.marks import actions, queries
 from quietline.marks.model import Label, RateLimit
-from quietline.marks.orm import ReporterRow
+from quietline.marks.orm import JudgmentTimeRow, ReporterRow
 from quietline.platform import audit, changefeed
 from quietline.platform.actor import Actor
-from quietline.platform.clock import FakeClock
+from quietline.platform.clock import FakeClock, as_utc
 from quietline.platform.errors import Conflict, InvalidInput, PermissionDenied, RateLimited
 from quietline.platform.runtime import Runtime
 from quietline.platform.sms import RecordingSmsSender
@@ -451,3 +451,50 @@ def test_an_upheld_appeal_rejudges_every_number_its_reporters_marked(any_runtime
     )
     with any_runtime.sessions() as session:
         assert not queries.reputation_of(session, other, any_runtime.clock.now()).is_red
+
+
+def test_busy_numbers_wait_in_proportion_to_their_marks_then_are_caught_up(
+    any_runtime: Runtime, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bulk ingestion defers a busy number it judged a moment ago, longer the more marks it holds;
+    nothing is lost: the next chance (a batch once it is due, or ``judge_pending``) judges it on every
+    mark that arrived."""
+    settings = actions.get_marks_settings().model_copy(
+        update={"rejudge_hot_marks": 6, "rejudge_interval_seconds": 6, "rejudge_max_wait_seconds": 60}
+    )
+    monkeypatch.setattr(actions, "get_marks_settings", lambda: settings)
+    rt = any_runtime
+
+    def batch(label: str, reporters: range) -> actions.IngestResult:
+        return actions.ingest(rt, OP, [actions.MarkInput(NUMBER, label, reporter(i)) for i in reporters])
+
+    def wait() -> float:
+        with rt.sessions() as session:
+            row = session.get(JudgmentTimeRow, NUMBER)
+            assert row is not None
+            return (as_utc(row.due_at) - as_utc(row.judged_at)).total_seconds()
+
+    first = batch("real_estate", range(8))  # busy (8 ≥ 6) but never judged: judged now
+    assert first.deferred == [] and first.reputations[NUMBER].displayed
+    assert wait() == 8.0  # 6 s × 8 marks / 6
+    clock.advance(seconds=1)
+    # 30 'legitimate' marks would take the label down — but the number was judged a second ago.
+    second = batch("legitimate", range(100, 130))
+    assert second.deferred == [NUMBER] and NUMBER not in second.reputations
+    assert feed(rt, actions.TOPIC_LABEL) == [{"number": NUMBER, "label": "real_estate", "displayed": True}]
+    assert actions.judge_pending(rt, OP) == 0  # not due yet
+    clock.advance(seconds=7)
+    assert actions.judge_pending(rt, OP) == 1  # due: judged on all 38 marks, the label comes down
+    assert feed(rt, actions.TOPIC_LABEL)[-1] == {"number": NUMBER, "label": "real_estate", "displayed": False}
+    assert wait() == 38.0
+    assert actions.judge_pending(rt, OP) == 0  # nothing pending any more
+
+    # A batch once it is due judges at once; ``everything`` catches up without waiting.
+    clock.advance(seconds=38)
+    third = batch("real_estate", range(200, 300))
+    assert third.deferred == [] and third.reputations[NUMBER].displayed
+    assert wait() == 60.0  # 138 marks: capped
+    clock.advance(seconds=1)
+    assert batch("legitimate", range(300, 400)).deferred == [NUMBER]
+    assert actions.judge_pending(rt, OP, everything=True) == 1
+    assert feed(rt, actions.TOPIC_LABEL)[-1]["displayed"] is False
