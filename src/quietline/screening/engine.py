@@ -71,6 +71,10 @@ def request_for(
     )
 
 
+#: How long the block writer lets records gather before it writes them (one transaction per batch).
+BLOCK_GATHER_SECONDS = 0.2
+
+
 @dataclass(frozen=True, slots=True)
 class BlockEvent:
     at: datetime
@@ -309,6 +313,10 @@ class ScreeningEngine:
                 self._insert(batch)
             if first is None:
                 return
+            # A lone block is written at once; under load, the blocks of the next moment gather
+            # meanwhile and go out in one transaction, not one each (measured on SQLite with two
+            # workers: a commit per block cost a third of the screening endpoint's throughput).
+            self._stop.wait(BLOCK_GATHER_SECONDS)
 
     def _drain_blocks(self) -> None:
         batch: list[BlockEvent] = []
