@@ -56,6 +56,7 @@ from quietline.platform.actor import Actor
 from quietline.platform.clock import FakeClock
 from quietline.platform.runtime import Runtime
 from quietline.platform.settings import Environment, Settings
+from wrkload import run_wrk
 
 TARGET_P99_MS = 2.0
 NUMBERS = 20_000
@@ -257,16 +258,8 @@ def wrk_load(
     """``wrk`` with ``connections`` keep-alive connections, each paced to ``rate / connections``
     requests per second (``rate`` 0: as fast as the server answers). ``histogram``: (µs, count) pairs."""
     gap_ms = connections * 1000.0 / rate if rate > 0 else 0.0
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT % {"hot": HOT, "gap_ms": gap_ms, "path": path, "seed": 6})
-    try:
-        out = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "-s", script.name, base],
-            capture_output=True, text=True, check=True, timeout=seconds + 60,
-        )  # fmt: skip
-    finally:
-        os.unlink(script.name)
-    raw = json.loads(out.stdout.strip().splitlines()[-1])
+    script = WRK_SCRIPT % {"hot": HOT, "gap_ms": gap_ms, "path": path, "seed": 6}
+    raw = run_wrk(script, base, connections=connections, seconds=seconds)
     return {
         "requests": raw["requests"],
         "seconds": raw["seconds"],

@@ -29,6 +29,7 @@ import httpx
 import numpy as np
 
 from quietline.platform import migrate
+from wrkload import run_wrk
 
 CLI = str(Path(sys.executable).parent / "quietline")
 
@@ -90,18 +91,8 @@ end
 
 def wrk_load(url: str, concurrency: int, seconds: float, body: str | None = None) -> dict[str, Any]:
     """``wrk`` on one URL (GET, or POST of ``body``), closed loop with ``concurrency`` connections."""
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(
-            WRK_SCRIPT % {"method": "POST" if body else "GET", "body": json.dumps(body) if body else "nil"}
-        )
-    try:
-        run = subprocess.run(
-            ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, int(seconds))}s", "-s", script.name, url],
-            capture_output=True, text=True, check=True, timeout=seconds + 60,
-        )  # fmt: skip
-    finally:
-        os.unlink(script.name)
-    raw = json.loads(run.stdout.strip().splitlines()[-1])
+    script = WRK_SCRIPT % {"method": "POST" if body else "GET", "body": json.dumps(body) if body else "nil"}
+    raw = run_wrk(script, url, connections=concurrency, seconds=seconds)
     return {
         "requests": raw["requests"],
         "errors": raw["errors"],
