@@ -268,6 +268,47 @@ QTable_contains_many(QTable *self, PyObject *args)
     return PyLong_FromSsize_t(found);
 }
 
+/* The same table with an overlay: shares the buffers (no copy, and no second validation pass over the
+ * offsets at start-up). */
+static PyObject *
+QTable_with_overlay(QTable *self, PyObject *args)
+{
+    PyObject *added, *removed;
+    if (!PyArg_ParseTuple(args, "OO", &added, &removed))
+        return NULL;
+    if ((added != Py_None && !PyAnySet_Check(added)) || (removed != Py_None && !PyAnySet_Check(removed))) {
+        PyErr_SetString(PyExc_TypeError, "added and removed must be sets or None");
+        return NULL;
+    }
+    if (!self->have_offsets || !self->have_rems) {
+        PyErr_SetString(PyExc_ValueError, "QTable is not initialised");
+        return NULL;
+    }
+    QTable *copy = (QTable *)Py_TYPE(self)->tp_alloc(Py_TYPE(self), 0);
+    if (copy == NULL)
+        return NULL;
+    if (PyObject_GetBuffer(self->offsets.obj, &copy->offsets, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        Py_DECREF(copy);
+        return NULL;
+    }
+    copy->have_offsets = 1;
+    if (PyObject_GetBuffer(self->rems.obj, &copy->rems, PyBUF_C_CONTIGUOUS) < 0) {
+        Py_DECREF(copy);
+        return NULL;
+    }
+    copy->have_rems = 1;
+    copy->width = self->width;
+    copy->rem_bits = self->rem_bits;
+    copy->multiplier = self->multiplier;
+    copy->key = self->key;
+    copy->buckets = self->buckets;
+    Py_INCREF(added);
+    Py_INCREF(removed);
+    copy->added = added;
+    copy->removed = removed;
+    return (PyObject *)copy;
+}
+
 static PyObject *
 QTable_contains(QTable *self, PyObject *number)
 {
@@ -288,6 +329,8 @@ QTable_sq_contains(QTable *self, PyObject *number)
 static PyMethodDef QTable_methods[] = {
     {"has", (PyCFunction)QTable_has, METH_O, "has(number) -> bool: membership of one number, overlay first."},
     {"contains", (PyCFunction)QTable_contains, METH_O, "Alias of has()."},
+    {"with_overlay", (PyCFunction)QTable_with_overlay, METH_VARARGS,
+     "with_overlay(added, removed) -> QTable: the same table (shared buffers) with an overlay."},
     {"contains_many", (PyCFunction)QTable_contains_many, METH_VARARGS,
      "contains_many(numbers, out) -> int: membership of an int64 buffer into a bool buffer (table only)."},
     {NULL, NULL, 0, NULL},

@@ -372,8 +372,7 @@ class NumberSet:
         region = self._regions[key]
         if region.table is not None:
             # One C method call per lookup; the table reads ``added``/``removed`` at call time too.
-            compiled = _qtable.QTable(region.offsets, region.rems, rem_bits, key, MULTIPLIER, added, removed)
-            return compiled.has
+            return region.table.with_overlay(added, removed).has
         find = data.find
         # The byte patterns of every 16-bit remainder, built once and shared: no ``pack`` call per lookup.
         patterns = _patterns16() if width == 2 else None

@@ -137,6 +137,10 @@ def test_compiled_table_refuses_malformed_tables_naming_the_problem() -> None:
     with pytest.raises(TypeError, match="sets"):
         _qtable.QTable(offsets, rems, 34, 0, MULTIPLIER, [1], None)  # type: ignore[arg-type]
     table = _qtable.QTable(offsets, rems, 34, 0, MULTIPLIER)
+    with pytest.raises(TypeError, match="sets"):
+        table.with_overlay({1}, [2])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="not initialised"):
+        _qtable.QTable.__new__(_qtable.QTable).with_overlay(None, None)
     with pytest.raises(ValueError, match="one byte per number"):
         table.contains_many(np.zeros(3, dtype=np.int64), np.zeros(2, dtype=np.bool_))
     with pytest.raises(ValueError, match="8-byte"):
