@@ -19,7 +19,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
@@ -61,6 +60,7 @@ from quietline.platform.clock import as_utc
 from quietline.platform.errors import Conflict, InvalidInput, NotFound, PermissionDenied, RateLimited
 from quietline.platform.runtime import Runtime
 from quietline.platform.sms import SmsMessage
+from quietline.platform.sqlbulk import upsert_insert
 from quietline.platform.workdays import add_working_days, china_date, end_of_china_day
 from quietline.vocabulary import NumberType, Role
 
@@ -675,8 +675,7 @@ def _stamp_judged(session: Session, live: dict[str, int], now: datetime) -> None
     if not live:
         return
     settings = get_marks_settings()
-    dialect = session.get_bind().dialect.name
-    statement = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(JudgmentTimeRow)
+    statement = upsert_insert(session.get_bind().dialect.name, JudgmentTimeRow)
     statement = statement.on_conflict_do_update(
         index_elements=["number"],
         set_={

@@ -30,7 +30,6 @@ from sqlalchemy import (
     select,
     true,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from quietline.numbers import portability
@@ -56,6 +55,7 @@ from quietline.platform.sqlbulk import (
     json_object,
     prepare_merge,
     stage_rows,
+    upsert_insert,
 )
 
 TOPIC = "numbers.portability"
@@ -132,11 +132,7 @@ def _write(session: Session, rows: Sequence[StageRow]) -> None:
 def _upsert(dialect: str, source: Select[Any]) -> Executable:
     """INSERT … SELECT … ON CONFLICT DO UPDATE, one set-based statement (both dialects speak it)."""
     columns = ["number", "carrier", "ported_at", "updated_at"]
-    stmt: postgresql.Insert | sqlite.Insert
-    if dialect == "postgresql":
-        stmt = postgresql.insert(PortedNumber).from_select(columns, source)
-    else:
-        stmt = sqlite.insert(PortedNumber).from_select(columns, source)
+    stmt = upsert_insert(dialect, PortedNumber).from_select(columns, source)
     return stmt.on_conflict_do_update(
         index_elements=[PortedNumber.number],
         set_={

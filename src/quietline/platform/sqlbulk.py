@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import ColumnElement, Table, case, func, insert, literal, literal_column, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from quietline.platform import audit
@@ -22,6 +23,12 @@ from quietline.platform.audit import AuditEntry
 from quietline.platform.bulk import ImportSummary
 from quietline.platform.changefeed import ChangeRow
 from quietline.platform.db import UtcDateTime
+
+
+def upsert_insert(dialect: str, target: Any) -> postgresql.Insert | sqlite.Insert:
+    """An ``INSERT`` that can take ``.on_conflict_do_update``/``_do_nothing``: both databases speak
+    ``ON CONFLICT``, each through its own SQLAlchemy dialect construct."""
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(target)
 
 
 def stage_rows(session: Session, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

@@ -32,7 +32,6 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from quietline.numbers import parse
@@ -57,6 +56,7 @@ from quietline.platform.sqlbulk import (
     json_object,
     prepare_merge,
     stage_rows,
+    upsert_insert,
 )
 from quietline.registry import model
 from quietline.registry.actions import TOPIC_CONSENT, TOPIC_REFUSAL
@@ -163,10 +163,7 @@ def _stage_refusals(session: Session, rows: Sequence[list[RefusalStage]]) -> Non
 
 def _upsert_refusals(dialect: str, source: Any) -> Any:
     columns = ["number", "category", "channel", "active", "since", "valid_until", "source"]
-    stmt: postgresql.Insert | sqlite.Insert
-    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(RefusalRow).from_select(
-        columns, source
-    )
+    stmt = upsert_insert(dialect, RefusalRow).from_select(columns, source)
     return stmt.on_conflict_do_update(
         index_elements=[RefusalRow.number, RefusalRow.category, RefusalRow.channel],
         set_={
