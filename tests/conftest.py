@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from quietline.platform import migrate
 from quietline.platform.clock import FakeClock
@@ -25,6 +26,12 @@ from quietline.platform.sms import RecordingSmsSender
 
 PG_ADMIN_URL = os.environ.get("QUIETLINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# Under CI the property tests draw the same examples on every run, so a commit's CI verdict is
+# reproducible; locally they keep drawing new ones (and remember failures in .hypothesis/).
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+if IN_CI:
+    settings.load_profile("ci")
 
 
 def _pg_connect(dbname: str | None = None):  # type: ignore[no-untyped-def]
