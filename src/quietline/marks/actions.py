@@ -946,6 +946,8 @@ def recycle(rt: Runtime, actor: Actor, number: str) -> Recycled:
                 at=now,
             )
         session.execute(delete(LabelStateRow).where(LabelStateRow.number == e164))
+        # The new owner starts clean here too: no judgment pacing inherited from the old owner's marks.
+        session.execute(delete(JudgmentTimeRow).where(JudgmentTimeRow.number == e164))
         identity = session.get(IdentityRow, e164)
         if identity is not None:
             session.delete(identity)

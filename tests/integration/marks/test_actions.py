@@ -498,3 +498,7 @@ def test_busy_numbers_wait_in_proportion_to_their_marks_then_are_caught_up(
     assert batch("legitimate", range(300, 400)).deferred == [NUMBER]
     assert actions.judge_pending(rt, OP, everything=True) == 1
     assert feed(rt, actions.TOPIC_LABEL)[-1]["displayed"] is False
+    # A recycled number's new owner inherits no pacing from the old owner's marks.
+    actions.recycle(rt, CARRIER, NUMBER)
+    with rt.sessions() as session:
+        assert session.get(JudgmentTimeRow, NUMBER) is None
