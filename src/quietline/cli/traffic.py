@@ -94,6 +94,9 @@ def detect(
     no_model: bool = NO_MODEL_OPTION,
     store: bool = STORE_OPTION,
     carrier: str | None = CARRIER_OPTION,
+    threads: int | None = typer.Option(
+        None, "--threads", help="Cap the engine's threads (default: DuckDB uses every core)."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Find bombing, one-ring, bulk dialers, spoofed IDs and fraud risk; each finding with evidence.
@@ -117,7 +120,13 @@ def detect(
     allow = read_allow_list(allow_list)
     model = _model(model_dir, no_model)
     result = run(
-        input_path, backend=backend, thresholds=th, allow_list=allow, risk_model=model, summarise=store
+        input_path,
+        backend=backend,
+        thresholds=th,
+        allow_list=allow,
+        risk_model=model,
+        summarise=store,
+        threads=threads,
     )
     rejected = ", ".join(f"{k}={v}" for k, v in sorted(result.rejected.items())) or "none"
     _note(

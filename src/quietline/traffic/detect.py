@@ -104,10 +104,19 @@ def input_files(path: Path) -> tuple[str, list[Path]]:
 
 
 @contextmanager
-def connect(backend: str) -> Iterator[Any]:
-    """An Ibis connection on the chosen backend, closed afterwards."""
+def connect(backend: str, *, threads: int | None = None) -> Iterator[Any]:
+    """An Ibis connection on the chosen backend, closed afterwards.
+
+    ``threads`` caps the engine's worker threads (DuckDB's ``threads`` setting, Spark's
+    ``local[N]``); by default DuckDB uses every core and Spark two. A carrier running detection
+    beside live screening on one box caps it; the benchmark uses it to measure per-core speed.
+    """
+    if threads is not None and threads < 1:
+        raise InvalidInput("threads must be at least 1", field="threads")
     if backend == "duckdb":
         con = ibis.duckdb.connect()
+        if threads is not None:
+            con.raw_sql(f"SET threads = {int(threads)}")
         # Local times are computed from epoch seconds; pin the session zone so casts never shift.
         con.raw_sql("SET TimeZone = 'UTC'")
         con.raw_sql("SET enable_progress_bar = false")
@@ -127,7 +136,7 @@ def connect(backend: str) -> Iterator[Any]:
                 field="backend",
             ) from None
         session = (
-            SparkSession.builder.master("local[2]")
+            SparkSession.builder.master(f"local[{threads or 2}]")
             .appName("quietline-traffic")
             .config("spark.sql.session.timeZone", "UTC")
             .config("spark.sql.shuffle.partitions", "8")
@@ -244,16 +253,18 @@ def detect(
     allow_list: frozenset[int] = frozenset(),
     risk_model: Any | None = None,
     summarise: bool = False,
+    threads: int | None = None,
 ) -> DetectionResult:
     """Run every detector over the call records at ``path``.
 
     With ``summarise`` the result also carries the call volume over time (all calls, and those of
-    numbers with a finding), which a stored run keeps for the carrier's report page.
+    numbers with a finding), which a stored run keeps for the carrier's report page. ``threads``
+    caps the engine's threads (see :func:`connect`).
     """
     th = thresholds or Thresholds()
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
-    with connect(backend) as con:
+    with connect(backend, threads=threads) as con:
         stored = read_calls(con, path, engine_times=False)
         raw = _engine_times(con, stored)
         numbers = materialise(con, spellings(stored), "quietline_numbers")

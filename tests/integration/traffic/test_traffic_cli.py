@@ -130,6 +130,7 @@ def test_detect_reads_a_csv_directory_and_reports_bad_rows(small: Path, tmp_path
         (("detect", "/nonexistent/calls.parquet", "--no-model"), "does not exist"),
         (("detect", "{data}", "--backend", "oracle", "--no-model"), "unknown backend"),
         (("detect", "{data}", "--threshold", "bogus=1", "--no-model"), "unknown threshold"),
+        (("detect", "{data}", "--threads", "0", "--no-model"), "threads must be at least 1"),
         (("generate", "--subscribers", "5", "--days", "1", "--seed", "1", "--out", "{tmp}"), "subscribers"),
         (("evaluate", "{tmp}", "--no-model"), "labels"),
     ],

@@ -299,6 +299,31 @@ def test_parquet_times_with_a_zone_become_whole_epoch_seconds(tmp_path: Path) ->
     assert got[0] == T0 + 1
 
 
+def test_one_engine_thread_finds_what_every_core_finds(tmp_path: Path) -> None:
+    """``detect(threads=1)`` (the benchmark's per-core run, ``traffic detect --threads``) changes
+    how the engine schedules the work, never the result."""
+    import pyarrow.parquet as pq
+
+    from quietline.platform.errors import InvalidInput
+    from quietline.traffic.detect import connect, detect
+
+    rows = [call(A, B, T0 + 2.5 * i, ring=2.0, dur=0.0) for i in range(40)]
+    rows += [
+        call(C, spelled, T0 + 600 * i)
+        for i, spelled in enumerate([A, "13800138000", B, "0086 139 0013 9000"])
+    ]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "calls.parquet")
+    one = detect(tmp_path / "calls.parquet", threads=1)
+    every = detect(tmp_path / "calls.parquet")
+    assert one.feature_table.sort_by("number").equals(every.feature_table.sort_by("number"))
+    assert [f.as_dict() for f in one.findings] == [f.as_dict() for f in every.findings]
+    assert [f.pattern for f in one.findings] == ["bombing"]
+    with connect("duckdb", threads=1) as con:
+        assert con.raw_sql("SELECT current_setting('threads')").fetchone()[0] == 1
+    with pytest.raises(InvalidInput, match="threads must be at least 1"), connect("duckdb", threads=0):
+        pass
+
+
 def test_volume_series_steps_and_counts() -> None:
     from quietline.traffic.features import call_volume, volume_step
 
