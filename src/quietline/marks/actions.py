@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -543,7 +542,7 @@ def _ingest(
             item.at = now  # a subscriber's own mark is dated by the server, never backdated
     with rt.sessions.begin() as session:
         stage = PgStage(session, parsed) if session.get_bind().dialect.name == "postgresql" else None
-        counts, before, recycled = _before_batch(session, stage, parsed)
+        counts, before, recycled = _before_batch(session, stage, parsed, _count_cap(policy))
         accepted, windows = _admit(
             session,
             parsed,
@@ -581,8 +580,11 @@ def _ingest(
             _append_audit(session, _audit_rows(actor, now, accepted, before))
         result.accepted = len(accepted)
         # Re-judge the touched numbers on the marks now live (the new ones replaced the reporters' old).
-        judge = _to_judge(session, counts, before, accepted, now, policy, strict=strict, result=result)
+        judge, due = _to_judge(session, counts, before, accepted, now, policy, strict=strict, result=result)
         merged = stage.existing(judge) if stage is not None else queries.load_marks(session, judge)
+        # The busy numbers judged now wait in proportion to all their live marks, read just above (the
+        # counts of ``_before_batch`` stop at ``_count_cap``).
+        _stamp_judged(session, {n: len(merged.get(n, ())) for n in due}, now)
         if strict:
             result.written = [m for ms in merged.values() for m in ms if (m.number, m.reporter) in accepted]
         needed = {m.reporter for ms in merged.values() for m in ms}
@@ -604,15 +606,23 @@ def _ingest(
     return result
 
 
+def _count_cap(policy: ReputationPolicy) -> int:
+    """The live-mark count past which a batch's decisions no longer change: ``_to_judge`` compares a
+    number's count only with ``min_reporters`` and ``rejudge_hot_marks``, so a count capped at the larger
+    of the two decides the same (``min(c, cap) + new ≥ t`` exactly when ``c + new ≥ t``, for ``t ≤ cap``)."""
+    return max(policy.min_reporters, get_marks_settings().rejudge_hot_marks)
+
+
 def _before_batch(
-    session: Session, stage: PgStage | None, parsed: Sequence[_Parsed]
+    session: Session, stage: PgStage | None, parsed: Sequence[_Parsed], cap: int
 ) -> tuple[dict[str, int], dict[tuple[str, str], Mark], dict[str, datetime]]:
-    """What a batch needs before it writes: how many live marks each touched number holds, the marks
-    the new ones replace, and the numbers' last recycling. The touched numbers' marks themselves are
-    read after the write, and only for the numbers judged now (a busy number's hundreds of marks are
-    not read while it waits, see ``_defer_busy``)."""
+    """What a batch needs before it writes: how many live marks each touched number holds (on
+    PostgreSQL counted up to ``cap`` only, ``PgStage.live_counts``), the marks the new ones replace,
+    and the numbers' last recycling. The touched numbers' marks themselves are read after the write,
+    and only for the numbers judged now (a busy number's hundreds of marks are not read while it waits,
+    see ``_defer_busy``)."""
     if stage is not None:
-        return stage.live_counts(), stage.prior(), stage.recycled()
+        return stage.live_counts(cap), stage.prior(), stage.recycled()
     numbers = sorted({p.number for p in parsed})
     existing = queries.load_marks(session, numbers)
     counts = {number: len(marks) for number, marks in existing.items()}
@@ -630,11 +640,12 @@ def _to_judge(
     *,
     strict: bool,
     result: IngestResult,
-) -> list[str]:
-    """The touched numbers to judge now. Live marks are one per reporter, so in bulk a number with
-    fewer than the policy's ``min_reporters`` cannot display a label and is not judged
-    (``queries.reputations`` would skip it); busy numbers judged a moment ago wait for the next chance
-    (``_defer_busy``, listed in ``result.deferred``)."""
+) -> tuple[list[str], list[str]]:
+    """The touched numbers to judge now, and the busy ones among them (to stamp once judged). Live marks
+    are one per reporter, so in bulk a number with fewer than the policy's ``min_reporters`` cannot
+    display a label and is not judged (``queries.reputations`` would skip it); busy numbers judged a
+    moment ago wait for the next chance (``_defer_busy``, listed in ``result.deferred``). ``counts``
+    may be capped (``_count_cap``): they are only compared with thresholds here."""
     live = dict(counts)
     for key in accepted:
         if key not in before:
@@ -642,20 +653,21 @@ def _to_judge(
     least = 0 if strict else policy.min_reporters
     judge = sorted({number for number, _ in accepted if live[number] >= least})
     if strict:
-        return judge
-    result.deferred = _defer_busy(session, {number: live[number] for number in judge}, now)
+        return judge, []
+    result.deferred, due = _defer_busy(session, {number: live[number] for number in judge}, now)
     waiting = set(result.deferred)
-    return [number for number in judge if number not in waiting]
+    return [number for number in judge if number not in waiting], due
 
 
-def _defer_busy(session: Session, live: dict[str, int], now: datetime) -> list[str]:
-    """Of the touched numbers, the busy ones (``rejudge_hot_marks`` live marks or more) not yet due
-    for judging again (``JudgmentTimeRow``): left pending, not judged now. The busy ones that are due
-    are judged now and get their next due time."""
+def _defer_busy(session: Session, live: dict[str, int], now: datetime) -> tuple[list[str], list[str]]:
+    """Of the touched numbers, the busy ones (``rejudge_hot_marks`` live marks or more): those not yet
+    due for judging again (``JudgmentTimeRow``) are left pending, not judged now (the first list); the
+    due ones are judged now (the second list; the caller stamps their next due time, ``_stamp_judged``,
+    from their marks once read)."""
     settings = get_marks_settings()
     busy = sorted(n for n, count in live.items() if count >= settings.rejudge_hot_marks)
     if not busy:
-        return []
+        return [], []
     due_at: dict[str, datetime] = {}
     for part in queries.chunks(busy):
         rows = session.execute(
@@ -665,8 +677,7 @@ def _defer_busy(session: Session, live: dict[str, int], now: datetime) -> list[s
     deferred = [n for n in busy if n in due_at and due_at[n] > now]
     for part in queries.chunks(deferred):
         session.execute(update(JudgmentTimeRow).where(JudgmentTimeRow.number.in_(part)).values(pending=True))
-    _stamp_judged(session, {n: live[n] for n in busy if n not in due_at or due_at[n] <= now}, now)
-    return deferred
+    return deferred, [n for n in busy if n not in due_at or due_at[n] <= now]
 
 
 def _stamp_judged(session: Session, live: dict[str, int], now: datetime) -> None:
@@ -755,13 +766,7 @@ def _sync(session: Session, actor: Actor, reps: dict[str, Reputation], now: date
     if not reps:
         return 0
     # Core statements, not ORM objects: a bulk batch re-judges thousands of numbers.
-    connection = session.connection()
-    states: dict[str, dict[str, bool]] = defaultdict(dict)
-    columns = (LabelStateRow.number, LabelStateRow.label, LabelStateRow.displayed)
-    for part in queries.chunks(sorted(reps)):
-        query = select(*columns).where(queries.one_of(session, LabelStateRow.number, part))
-        for number, code, displayed in connection.execute(query):
-            states[number][code] = displayed
+    states = queries.label_states(session, reps)
     fresh: list[dict[str, Any]] = []
     moved: list[dict[str, Any]] = []
     changes: list[dict[str, Any]] = []

@@ -175,21 +175,34 @@ class PgStage:
             found[number].append(Mark(number, reporter, labels[label], at, device))
         return found
 
-    def live_counts(self) -> dict[str, int]:
-        """How many live marks each staged number holds (an index-only count, no rows read out)."""
+    def live_counts(self, cap: int) -> dict[str, int]:
+        """How many live marks each staged number holds, counted up to ``cap``: ``min(count, cap)``.
+
+        Why capped (profiled on ``benchmarks/bench_marks_ingest.py``, 1 M marks): the batch only compares
+        these counts with thresholds no greater than ``cap`` (``actions._to_judge``), but a full count
+        visits every mark of a busy number, and busy numbers collect marks all run long — this statement
+        grew from 0.08 to 0.23 s per 20,000-mark batch, most of the run's slow-down. With the cap, a busy
+        number costs ``cap`` index entries however many marks it holds."""
         rows = self._rows(
             "SELECT s.number, c.n FROM (SELECT DISTINCT number FROM marks_stage) AS s CROSS JOIN LATERAL"
-            " (SELECT count(*) AS n FROM marks_marks AS m WHERE m.number = s.number OFFSET 0) AS c"
-            " WHERE c.n > 0"
+            " (SELECT count(*) AS n FROM (SELECT FROM marks_marks AS m WHERE m.number = s.number"
+            " LIMIT %s) AS m) AS c WHERE c.n > 0",
+            (cap,),
         )
         return {number: int(n) for number, n in rows}
 
     def prior(self) -> dict[tuple[str, str], Mark]:
-        """The live mark each staged (number, reporter) pair already has: the one a new mark replaces."""
+        """The live mark each staged (number, reporter) pair already has: the one a new mark replaces.
+
+        One probe of the unique index per staged pair, fenced like the other reads: as a plain join, the
+        plan depended on the table's size when the connection first prepared the statement (psycopg
+        prepares a statement on its fifth run and PostgreSQL keeps its plan), and a hash join over a
+        sequential scan of marks_marks, chosen while the table was small, stayed for the whole run."""
         rows = self._rows(
             "SELECT m.number, m.reporter, m.label, m.at, m.device"
-            " FROM (SELECT DISTINCT number, reporter FROM marks_stage) AS s"
-            " JOIN marks_marks AS m ON m.number = s.number AND m.reporter = s.reporter"
+            " FROM (SELECT DISTINCT number, reporter FROM marks_stage) AS s CROSS JOIN LATERAL"
+            " (SELECT * FROM marks_marks AS m WHERE m.number = s.number AND m.reporter = s.reporter"
+            " OFFSET 0) AS m"
         )
         labels = {label.value: label for label in Label}
         return {(n, r): Mark(n, r, labels[label], at, device) for n, r, label, at, device in rows}

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from quietline.marks import actions, queries
 from quietline.marks.model import Label, RateLimit
-from quietline.marks.orm import JudgmentTimeRow, ReporterRow
+from quietline.marks.orm import JudgmentTimeRow, LabelStateRow, ReporterRow
 from quietline.platform import audit, changefeed
 from quietline.platform.actor import Actor
 from quietline.platform.clock import FakeClock, as_utc
@@ -502,3 +502,65 @@ def test_busy_numbers_wait_in_proportion_to_their_marks_then_are_caught_up(
     actions.recycle(rt, CARRIER, NUMBER)
     with rt.sessions() as session:
         assert session.get(JudgmentTimeRow, NUMBER) is None
+
+
+def test_a_busy_number_waits_for_all_its_marks_not_the_capped_count(
+    any_runtime: Runtime, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch counts a touched number's live marks only up to ``max(min_reporters, rejudge_hot_marks)``
+    (PostgreSQL, ``PgStage.live_counts``): enough to decide whether it is judged and whether it is busy.
+    The wait until its next judging still follows every live mark it holds."""
+    settings = actions.get_marks_settings().model_copy(
+        update={"rejudge_hot_marks": 6, "rejudge_interval_seconds": 6, "rejudge_max_wait_seconds": 600}
+    )
+    monkeypatch.setattr(actions, "get_marks_settings", lambda: settings)
+    rt = any_runtime
+
+    def batch(reporters: range) -> actions.IngestResult:
+        return actions.ingest(
+            rt, OP, [actions.MarkInput(NUMBER, "harassment", reporter(i)) for i in reporters]
+        )
+
+    def wait() -> float:
+        with rt.sessions() as session:
+            row = session.get(JudgmentTimeRow, NUMBER)
+            assert row is not None
+            return (as_utc(row.due_at) - as_utc(row.judged_at)).total_seconds()
+
+    assert batch(range(40)).deferred == []
+    assert wait() == 40.0  # 6 s × 40 marks / 6
+    clock.advance(seconds=41)
+    # 40 stored marks (far past the count's cap of 6) and 2 new ones: due, judged, waits for all 42.
+    second = batch(range(100, 102))
+    assert second.deferred == [] and NUMBER in second.reputations
+    assert wait() == 42.0
+    clock.advance(seconds=1)
+    # Below the cap the count is exact: a number with 3 stored marks and 2 new ones is below the
+    # 6-mark busy line and gets no pacing row.
+    other = "+8613912340077"
+    actions.ingest(rt, OP, [actions.MarkInput(other, "harassment", reporter(i)) for i in range(3)])
+    result = actions.ingest(
+        rt, OP, [actions.MarkInput(other, "harassment", reporter(i)) for i in range(3, 5)]
+    )
+    assert other in result.reputations
+    with rt.sessions() as session:
+        assert session.get(JudgmentTimeRow, other) is None
+
+
+def test_label_states_reads_every_label_of_the_wanted_numbers_only(any_runtime: Runtime) -> None:
+    """``queries.label_states`` (on PostgreSQL a fenced probe per number, not ``= ANY``): each wanted
+    number's labels with their displayed flag, nothing of the numbers not asked for."""
+    now = any_runtime.clock.now()
+    with any_runtime.sessions.begin() as session:
+        session.add_all(
+            [
+                LabelStateRow(number=NUMBER, label="harassment", displayed=True, updated_at=now),
+                LabelStateRow(number=NUMBER, label="fraud_suspected", displayed=False, updated_at=now),
+                LabelStateRow(number="+8613912340077", label="harassment", displayed=True, updated_at=now),
+            ]
+        )
+    with any_runtime.sessions() as session:
+        assert queries.label_states(session, [NUMBER, "+8613912340088"]) == {
+            NUMBER: {"harassment": True, "fraud_suspected": False}
+        }
+        assert queries.label_states(session, []) == {}
