@@ -35,7 +35,7 @@ def _rt(request: Request) -> Runtime:
 
 
 def _live(request: Request) -> LiveDetectors:
-    """The process's detectors, created with the first batch."""
+    """The detectors (their state is in the database, shared by every worker), made on first use."""
     live: LiveDetectors | None = getattr(request.app.state, "traffic_live", None)
     if live is None:
         live = LiveDetectors(_rt(request))
@@ -65,7 +65,8 @@ async def post_records(
     epoch seconds, ``ring_seconds``, ``duration_seconds``; optional ``caller_imei``,
     ``callee_carrier``, ``trunk``, ``caller_cell``). The whole batch is refused when one record is
     bad, with the row and field named (``records[3].callee``). Bombing alerts the batch raises are
-    stored as in-progress findings and returned."""
+    stored as in-progress findings and returned, with the stream run's id and ``stream_records``,
+    the records posted to the carrier's stream so far (by every server worker)."""
     if not isinstance(records, list):
         raise InvalidInput("expected a JSON list of call records", field="records")
     if not 1 <= len(records) <= MAX_BATCH:
@@ -76,7 +77,7 @@ async def post_records(
         "accepted": result.accepted,
         "alerts": [f.as_dict() for f in result.alerts],
         "run_id": result.run_id,
-        "active_callers": result.active_callers,
+        "stream_records": result.stream_records,
     }
 
 

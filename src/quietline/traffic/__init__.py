@@ -11,6 +11,8 @@ Public interface:
   versioned risk-model training.
 * ``streaming.BombingDetector`` – event-time bombing alerts within 60 s of onset, bounded memory;
   sources: ``streaming.watch_file`` (file tail) and ``nats_source.watch_nats`` (JetStream).
+* ``live.LiveDetectors`` – the same rules behind ``POST /v1/traffic/records``, with the state in the
+  database (``traffic_stream_*`` tables) so every server worker sees every record of a carrier.
 
 * ``actions.store_run`` / ``actions.AlertRecorder`` – keep a run's findings (``orm``: tables
   ``traffic_runs``, ``traffic_findings``), audited, and announce each finding of a caller not on an

@@ -337,47 +337,67 @@ def store_alerts(
             if run is None or run.carrier != owner or run.kind != STREAM:
                 raise NotFound(f"no stream run {run_id} of {owner}", field="run_id")
         if run is None:
-            run = RunRow(
-                run_id=_new_run_id(),
-                kind=STREAM,
-                carrier=owner,
-                source=source[-300:],
-                backend="stream",
-                rows=0,
-                rejected={},
-                summary={"alerts": 0},
-                created_at=now,
-            )
-            session.add(run)
-            session.flush()
-            audit.record(
-                session,
-                actor=actor,
-                action="traffic.run.stored",
-                subject_type="traffic_run",
-                subject=run.run_id,
-                at=now,
-                after={"kind": STREAM, "carrier": owner, "source": run.source},
-            )
-        before = session.scalar(select(FindingRow.id).order_by(FindingRow.id.desc()).limit(1)) or 0
-        items = [(alert_finding(a, min_calls), True) for a in alerts]
-        _store_findings(session, actor, run, items, now)
+            run = new_stream_run(session, actor, carrier=owner, source=source, now=now)
         run.rows = run.rows + events
-        run.summary = {**run.summary, "alerts": int(run.summary.get("alerts", 0)) + len(items)}
-        stored = session.scalars(
-            select(FindingRow)
-            .where(FindingRow.run_pk == run.id, FindingRow.id > before)
-            .order_by(FindingRow.id)
-        )
-        views = [queries.finding_view(row, run.run_id) for row in stored]
-        return run.run_id, views
+        return run.run_id, add_alerts(session, actor, run, alerts, min_calls=min_calls, now=now)
+
+
+def new_stream_run(session: Session, actor: Actor, *, carrier: str, source: str, now: datetime) -> RunRow:
+    """A new, empty stream run of ``carrier`` (audited), inside the caller's transaction."""
+    run = RunRow(
+        run_id=_new_run_id(),
+        kind=STREAM,
+        carrier=carrier,
+        source=source[-300:],
+        backend="stream",
+        rows=0,
+        rejected={},
+        summary={"alerts": 0},
+        created_at=now,
+    )
+    session.add(run)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="traffic.run.stored",
+        subject_type="traffic_run",
+        subject=run.run_id,
+        at=now,
+        after={"kind": STREAM, "carrier": carrier, "source": run.source},
+    )
+    return run
+
+
+def add_alerts(
+    session: Session,
+    actor: Actor,
+    run: RunRow,
+    alerts: Sequence[BombingAlert],
+    *,
+    min_calls: int,
+    now: datetime,
+) -> list[queries.FindingView]:
+    """Store alerts as in-progress bombing findings of the stream ``run`` (audited, announced as
+    high-risk candidates) inside the caller's transaction; returns the stored findings."""
+    if not alerts:
+        return []
+    before = session.scalar(select(FindingRow.id).order_by(FindingRow.id.desc()).limit(1)) or 0
+    items = [(alert_finding(a, min_calls), True) for a in alerts]
+    _store_findings(session, actor, run, items, now)
+    run.summary = {**run.summary, "alerts": int(run.summary.get("alerts", 0)) + len(items)}
+    stored = session.scalars(
+        select(FindingRow).where(FindingRow.run_pk == run.id, FindingRow.id > before).order_by(FindingRow.id)
+    )
+    return [queries.finding_view(row, run.run_id) for row in stored]
 
 
 class AlertRecorder:
     """Keeps a streaming detector's alerts as in-progress bombing findings of one stream run.
 
     The run is created with the first alert and reused for the later ones (a file tail, a NATS
-    consumer or the API's detector each hold one recorder for their life). Nothing is written until
+    consumer each hold one recorder for their life; the API's detector, shared by every server
+    worker, keeps its run in the database: ``live.LiveDetectors``). Nothing is written until
     there is an alert: the records seen in between are counted and added to the run with it.
     """
 

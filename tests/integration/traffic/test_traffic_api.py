@@ -77,6 +77,7 @@ def test_a_bombing_posted_in_batches_is_alerted_within_a_minute_and_stored(
         assert [a.status_code for a in answers] == [200, 200, 200], answers[0].text
         bodies = [a.json() for a in answers]
         assert [b["accepted"] for b in bodies] == [48, 48, 48]
+        assert [b["stream_records"] for b in bodies] == [48, 96, 144]
         # Ten calls within 60 s: the second batch holds the bomber's 9th to 16th calls.
         assert bodies[0]["alerts"] == []
         (alert,) = bodies[1]["alerts"]
