@@ -182,7 +182,9 @@ class PgStage:
         these counts with thresholds no greater than ``cap`` (``actions._to_judge``), but a full count
         visits every mark of a busy number, and busy numbers collect marks all run long — this statement
         grew from 0.08 to 0.23 s per 20,000-mark batch, most of the run's slow-down. With the cap, a busy
-        number costs ``cap`` index entries however many marks it holds."""
+        number costs ``cap`` index entries however many marks it holds (EXPLAIN ANALYZE at 1 M marks, a
+        20,000-mark batch: 227 → 107 ms, 128,000 → 85,000 buffer hits; the generic plan psycopg's
+        prepared statement gets is the same short index scan under ``Limit``)."""
         rows = self._rows(
             "SELECT s.number, c.n FROM (SELECT DISTINCT number FROM marks_stage) AS s CROSS JOIN LATERAL"
             " (SELECT count(*) AS n FROM (SELECT FROM marks_marks AS m WHERE m.number = s.number"
@@ -194,7 +196,8 @@ class PgStage:
     def prior(self) -> dict[tuple[str, str], Mark]:
         """The live mark each staged (number, reporter) pair already has: the one a new mark replaces.
 
-        One probe of the unique index per staged pair, fenced like the other reads: as a plain join, the
+        One probe of the unique index per staged pair, fenced like the other reads (``LIMIT 1``: the pair
+        is unique, so it drops nothing, and it makes the probe a plain index scan): as a plain join, the
         plan depended on the table's size when the connection first prepared the statement (psycopg
         prepares a statement on its fifth run and PostgreSQL keeps its plan), and a hash join over a
         sequential scan of marks_marks, chosen while the table was small, stayed for the whole run."""
@@ -202,7 +205,7 @@ class PgStage:
             "SELECT m.number, m.reporter, m.label, m.at, m.device"
             " FROM (SELECT DISTINCT number, reporter FROM marks_stage) AS s CROSS JOIN LATERAL"
             " (SELECT * FROM marks_marks AS m WHERE m.number = s.number AND m.reporter = s.reporter"
-            " OFFSET 0) AS m"
+            " LIMIT 1) AS m"
         )
         labels = {label.value: label for label in Label}
         return {(n, r): Mark(n, r, labels[label], at, device) for n, r, label, at, device in rows}
