@@ -11,10 +11,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import IO
 
+import httpx
 import pytest
 from hypothesis import settings
 
@@ -131,3 +138,61 @@ def any_runtime(db_url: str, tmp_path: Path, clock: FakeClock, sms: RecordingSms
     rt = Runtime.build(make_settings(db_url, tmp_path), clock=clock, sms=sms)
     yield rt
     rt.close()
+
+
+#: The console script of this environment (the one ``pip install`` made), as a user would run it.
+CLI = str(Path(sys.executable).parent / "quietline")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def _served(
+    env: dict[str, str],
+    *serve_args: str,
+    cwd: Path | None = None,
+    log: IO[bytes] | None = None,
+    new_session: bool = False,
+    start_seconds: float = 30.0,
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``quietline serve`` in its own process on a free port with ``env`` (merged into this one's);
+    yields its base URL and process once ``/healthz`` answers, and stops it afterwards."""
+    port = free_port()
+    out = log if log is not None else subprocess.DEVNULL
+    proc = subprocess.Popen(
+        [CLI, "serve", "--host", "127.0.0.1", "--port", str(port), *serve_args],
+        env={**os.environ, **env},
+        cwd=cwd,
+        stdout=out,
+        stderr=out,
+        start_new_session=new_session,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + start_seconds
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                said = Path(log.name).read_text(errors="replace") if log is not None else ""
+                raise AssertionError(f"quietline serve did not start (exit code {proc.poll()}) {said}")
+            time.sleep(0.05)
+        yield base, proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def serve_process() -> Callable[..., AbstractContextManager[tuple[str, subprocess.Popen[bytes]]]]:
+    """Start a real ``quietline serve`` process: ``with serve_process(env, "--workers", "2") as
+    (url, proc): …`` (tests of what only separate processes show: workers, crashes, the browser)."""
+    return _served

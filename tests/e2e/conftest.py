@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import httpx
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
@@ -25,21 +24,18 @@ class LiveServer:
     env: dict[str, str]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def live_server(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[LiveServer]:
+def live_server(
+    tmp_path_factory: pytest.TempPathFactory,
+    sqlite_template: Path,
+    serve_process: Callable[..., AbstractContextManager[tuple[str, Any]]],
+) -> Iterator[LiveServer]:
     """One server per test module (tests use distinct numbers, so they do not see each other)."""
     import shutil
 
     tmp_path = tmp_path_factory.mktemp("live")
     db = tmp_path / "live.db"
     shutil.copyfile(sqlite_template, db)
-    port = _free_port()
     env = {
         **os.environ,
         "QUIETLINE_ENV": "development",
@@ -48,25 +44,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path)
     }
     cli = Path(sys.executable).parent / "quietline"
     subprocess.run([str(cli), "demo", "load"], env=env, check=True, capture_output=True, timeout=120)
-    log = (tmp_path / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [str(cli), "serve", "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log, stderr=log
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail(f"server did not start: {(tmp_path / 'server.log').read_text()}")
-    yield LiveServer(url, env["QUIETLINE_DATABASE_URL"], env)
-    proc.terminate()
-    proc.wait(timeout=10)
-    log.close()
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log, serve_process(env, log=log) as (url, _):
+        yield LiveServer(url, env["QUIETLINE_DATABASE_URL"], env)
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -134,38 +135,14 @@ def test_cli_screen_and_wash_contract(db_url: str, tmp_path: Path) -> None:
     assert json.loads(r.stdout)["agree"] is True
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
-def server(db_url: str, tmp_path: Path) -> Iterator[str]:
+def server(
+    db_url: str, tmp_path: Path, serve_process: Callable[..., AbstractContextManager[tuple[str, Any]]]
+) -> Iterator[str]:
     """``quietline serve`` in its own process, with the development switch that opens /v1/screen."""
-    port = _free_port()
     env = _env(db_url, QUIETLINE_ENV="development", QUIETLINE_DEV_OPEN_SCREEN="1")
-    proc = subprocess.Popen(
-        [CLI, "serve", "--port", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):  # waiting for the server to listen
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        else:
-            raise AssertionError("server did not start")
+    with serve_process(env, cwd=tmp_path) as (base, _):
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 @pytest.mark.slow  # a server process per database

@@ -5,12 +5,8 @@ held per process, the calls split between the workers and neither saw ten."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,19 +21,14 @@ from quietline.platform.settings import Environment, Settings
 from quietline.platform.sms import RecordingSmsSender
 from quietline.vocabulary import Role
 
-CLI = str(Path(sys.executable).parent / "quietline")
 ONSET = datetime(2026, 1, 5, 8, 58, 0, tzinfo=UTC)
 BOMBER, VICTIM = "+8617000000001", "+8613800138000"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
-def two_workers(db_url: str, tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+def two_workers(
+    db_url: str, tmp_path: Path, serve_process: Callable[..., AbstractContextManager[tuple[str, Any]]]
+) -> Iterator[tuple[str, dict[str, str]]]:
     rt = Runtime.build(
         Settings(env=Environment.TEST, database_url=db_url, secret_key="t"), sms=RecordingSmsSender()
     )
@@ -47,34 +38,9 @@ def two_workers(db_url: str, tmp_path: Path) -> Iterator[tuple[str, dict[str, st
         ).plaintext
     finally:
         rt.close()
-    port = _free_port()
-    env = {
-        **os.environ,
-        "QUIETLINE_DATABASE_URL": db_url,
-        "QUIETLINE_SECRET_KEY": "t",
-        "QUIETLINE_ENV": "test",
-    }
-    proc = subprocess.Popen(
-        [CLI, "serve", "--port", str(port), "--workers", "2", "--no-jobs", "--no-access-log"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):  # waiting for the workers to listen
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        else:
-            raise AssertionError("server did not start")
+    env = {"QUIETLINE_DATABASE_URL": db_url, "QUIETLINE_SECRET_KEY": "t", "QUIETLINE_ENV": "test"}
+    with serve_process(env, "--workers", "2", "--no-jobs", "--no-access-log", cwd=tmp_path) as (base, _):
         yield base, {"Authorization": f"Bearer {key}"}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def _record(caller: str, callee: str, at: datetime) -> dict[str, Any]:
