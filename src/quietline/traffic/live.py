@@ -275,8 +275,10 @@ class LiveDetectors:
                 )
                 for onset, detected, calls in found
             ]
-        state = session.scalars(  # the run is created once, by one worker
-            select(StreamStateRow).where(StreamStateRow.carrier == carrier).with_for_update()
+        # Locked only when there is something to store: the stream's run is created once, by one
+        # worker, and a batch without alerts waits for nobody.
+        state = session.scalars(
+            select(StreamStateRow).where(StreamStateRow.carrier == carrier).with_for_update(read=not alerts)
         ).one()
         run = session.get(RunRow, state.run_pk) if state.run_pk is not None else None
         if not alerts:
