@@ -65,12 +65,20 @@ def make_marks(n: int, rng: random.Random, start: datetime, offset: int) -> list
     return items
 
 
+def backend_pids(database: str) -> list[int]:
+    """The PostgreSQL backends serving ``database``."""
+    with _admin() as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (database,))
+        return [pid for (pid,) in rows if isinstance(pid, int)]
+
+
 def backend_cpu_seconds(database: str) -> float:
     """User + system CPU of the PostgreSQL backends serving ``database`` (a local server: ``/proc``)."""
-    with _admin() as conn:
-        pids = [
-            row[0] for row in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (database,))
-        ]
+    return pids_cpu_seconds(backend_pids(database))
+
+
+def pids_cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of some local processes (``/proc/<pid>/stat``; a gone process counts 0)."""
     total = 0
     for pid in pids:
         try:
@@ -105,6 +113,14 @@ def raw_copy(url: str, items: list[actions.MarkInput]) -> float:
 def segment_rate(batches: list[tuple[int, float]]) -> float:
     """Marks per second over some consecutive batches, each given as (marks, seconds)."""
     return sum(n for n, _ in batches) / sum(t for _, t in batches)
+
+
+def quarter_cpu(batches: list[tuple[float, float]]) -> dict[str, float]:
+    """Mean client and server CPU-seconds per batch over some batches, each given as (client, server)."""
+    return {
+        "client": round(sum(c for c, _ in batches) / len(batches), 3),
+        "postgresql": round(sum(p for _, p in batches) / len(batches), 3),
+    }
 
 
 def main() -> None:
@@ -149,6 +165,10 @@ def main() -> None:
         with rt.engine.connect() as warm:  # the pool's connection exists before its backend is measured
             warm.exec_driver_sql("SELECT 1")
         server_cpu0, client_cpu0 = backend_cpu_seconds(name), time.process_time()
+        # The pool's one backend, read per batch straight from /proc (no query inside the timed loop):
+        # CPU-seconds per batch show a drift on a shared machine where wall-clock rates are noisy.
+        pids = backend_pids(name)
+        cpu: list[tuple[float, float]] = []  # (client, server) CPU-seconds of each batch
         t0 = time.perf_counter()
         per_batch = []
         timed: list[tuple[int, float]] = []  # (marks, seconds) of each batch
@@ -159,12 +179,14 @@ def main() -> None:
             # ``rejudge_interval_seconds``, as in production; the deferred judging is timed with the
             # batch after which it runs (the ``marks.judge_pending`` job's work, on the same machine).
             clock.set(began + timedelta(seconds=time.perf_counter() - t0))
+            c0, p0 = time.process_time(), pids_cpu_seconds(pids)
             b0 = time.perf_counter()
             result = actions.ingest(rt, actor, items[s : s + args.batch], rate_limit=limit)
             changes += result.label_changes + actions.judge_pending(rt, actor)
             if s + args.batch >= len(items):  # the end of the run: nothing may stay pending
                 changes += actions.judge_pending(rt, actor, everything=True)
             timed.append((len(items[s : s + args.batch]), time.perf_counter() - b0))
+            cpu.append((time.process_time() - c0, pids_cpu_seconds(pids) - p0))
             per_batch.append(round(timed[-1][0] / timed[-1][1]))
             deferred += len(result.deferred)
             rejected += len(result.rejected)
@@ -195,6 +217,12 @@ def main() -> None:
                     "first_quarter_marks_per_second": round(first),
                     "last_quarter_marks_per_second": round(last),
                     "last_to_first": round(last / first, 3),
+                    "cpu_seconds_per_batch": {
+                        "note": "mean CPU of a batch in each quarter, of the ingesting process and of its "
+                        "PostgreSQL backend: steadier than the rates when the machine is shared",
+                        "first_quarter": quarter_cpu(cpu[:quarter]),
+                        "last_quarter": quarter_cpu(cpu[-quarter:]),
+                    },
                 },
                 "label_changes_announced": changes,
                 "busy_number_judgments_deferred": deferred,
