@@ -138,7 +138,9 @@ def label_states(session: Session, numbers: Collection[str]) -> dict[str, dict[s
     become a scan: as ``number = ANY($1)`` the statement, prepared by psycopg on its fifth run while the
     table was small, kept a sequential scan that compares every row with every wanted number (a bound
     array is not hashed) — measured on ``benchmarks/bench_marks_ingest.py``: 9 ms per batch at 240,000
-    marks, 247 ms at 1 M, as the table grew to 13,000 rows."""
+    marks, 247 ms at 1 M, as the table grew to 13,000 rows. Prepared as a generic plan on a 6-row table
+    and run for 1,000 numbers once it holds 20,000 rows: 477 ms as ``= ANY``, 3.3 ms in this form
+    (it stays a primary-key probe)."""
     states: dict[str, dict[str, bool]] = defaultdict(dict)
     if not numbers:
         return states
