@@ -110,6 +110,21 @@ def raw_copy(url: str, items: list[actions.MarkInput]) -> float:
     return rate
 
 
+def table_churn(url: str) -> dict[str, dict[str, int]]:
+    """Per marks table: rows updated, how many of those were HOT (the new version on the same page,
+    no index entry, pruned without a VACUUM), and live and dead rows at the end of the run."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_force_next_flush()")
+        rows = conn.execute(
+            "SELECT relname, n_tup_upd, n_tup_hot_upd, n_live_tup, n_dead_tup FROM pg_stat_user_tables"
+            " WHERE relname LIKE 'marks_%' ORDER BY relname"
+        ).fetchall()
+    return {
+        str(name): {"updated": int(upd), "hot_updated": int(hot), "live": int(live), "dead": int(dead)}
+        for name, upd, hot, live, dead in rows
+    }
+
+
 def segment_rate(batches: list[tuple[int, float]]) -> float:
     """Marks per second over some consecutive batches, each given as (marks, seconds)."""
     return sum(n for n, _ in batches) / sum(t for _, t in batches)
@@ -196,9 +211,10 @@ def main() -> None:
         rate = len(items) / elapsed
         quarter = max(1, len(timed) // 4)
         first, last = segment_rate(timed[:quarter]), segment_rate(timed[-quarter:])
+        rt.close()
+        churn = table_churn(url)
         copy_after = raw_copy(url, items)
         copy_rate = (copy_before + copy_after) / 2
-        rt.close()
     finally:
         with _admin() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -224,6 +240,7 @@ def main() -> None:
                         "last_quarter": quarter_cpu(cpu[-quarter:]),
                     },
                 },
+                "tables": churn,
                 "label_changes_announced": changes,
                 "busy_number_judgments_deferred": deferred,
                 "rejected": rejected,
