@@ -26,6 +26,7 @@ from quietline.platform.settings import Settings
 from quietline.reactions import relay
 from quietline.registry import actions as registry_actions
 from quietline.screening import actions as screening_actions
+from quietline.traffic import live as traffic_live
 
 WebhookTransportFactory = Callable[[], webhooks.Transport]
 
@@ -81,6 +82,11 @@ def build_jobs(settings: Settings, *, webhook_transport: WebhookTransportFactory
     def marks_pending(rt: Runtime, _due: datetime) -> JobResult:
         return {"label_changes": marks_actions.judge_pending(rt, _actor("marks.judge_pending"))}
 
+    def forget_idle_streams(rt: Runtime, _due: datetime) -> JobResult:
+        return {
+            "records_deleted": traffic_live.forget_idle_streams(rt, _actor("traffic.forget_idle_streams"))
+        }
+
     def wash_jobs(rt: Runtime, _due: datetime) -> JobResult:
         # The API starts a job's wash when it is submitted; this picks up whatever a restart or a
         # crashed server left queued or half-done (its lease expired), and deletes expired results.
@@ -131,6 +137,12 @@ def build_jobs(settings: Settings, *, webhook_transport: WebhookTransportFactory
             marks_pending,
             "评定批量导入时暂缓的高频号码标记",
             every=timedelta(seconds=1),
+        ),
+        Job(
+            "traffic.forget_idle_streams",
+            forget_idle_streams,
+            "删除停止推送的话单流中残留的通话记录",
+            every=timedelta(minutes=10),
         ),
         Job(
             "screening.wash_jobs",

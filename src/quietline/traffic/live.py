@@ -35,13 +35,15 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 from sqlalchemy import String, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
-from quietline.platform import sqlbulk
+from quietline.platform import audit, sqlbulk
 from quietline.platform.actor import Actor
 from quietline.platform.runtime import Runtime
 from quietline.traffic import queries
@@ -58,6 +60,9 @@ LATE_SECONDS = 300
 RETAIN_SECONDS = ALERT_WITHIN_SECONDS + LATE_SECONDS
 #: Callers looked up per SQLite query (well inside its bound-parameter limit).
 CALLERS_PER_QUERY = 500
+#: A carrier's stream that has posted nothing for this long (wall clock) is forgotten: its records
+#: and episodes are deleted (``forget_idle_streams``), since a record is kept only for its window.
+FORGET_IDLE_STREAM_AFTER = timedelta(hours=1)
 #: The ``source`` of the stream run the API's alerts are stored in.
 SOURCE = "api"
 
@@ -132,15 +137,16 @@ class LiveDetectors:
     def _keep(self, session: Session, carrier: str, events: Sequence[CallEvent], newest: float) -> None:
         """Write the records, count them on the carrier's stream, and drop what can no longer
         matter (records past :data:`RETAIN_SECONDS`, episodes past ``idle_seconds``)."""
+        now = self.rt.clock.now()
         session.execute(
             sqlbulk.upsert_insert(session.get_bind().dialect.name, StreamStateRow)
-            .values(carrier=carrier, records=0, run_pk=None)
+            .values(carrier=carrier, records=0, run_pk=None, last_post_at=now)
             .on_conflict_do_nothing(index_elements=["carrier"])
         )
         session.execute(
             update(StreamStateRow)
             .where(StreamStateRow.carrier == carrier)
-            .values(records=StreamStateRow.records + len(events))
+            .values(records=StreamStateRow.records + len(events), last_post_at=now)
         )
         # COPY on PostgreSQL, the driver's executemany on SQLite: a batch is up to 10,000 records.
         sqlbulk.stage_rows(
@@ -290,3 +296,46 @@ class LiveDetectors:
         run.rows = state.records  # records posted to the stream up to this alert
         stored = add_alerts(session, actor, run, alerts, min_calls=cfg.min_calls, now=now)
         return stored, run.run_id, state.records
+
+
+def forget_idle_streams(rt: Runtime, actor: Actor, *, idle: timedelta = FORGET_IDLE_STREAM_AFTER) -> int:
+    """Delete the kept records and episodes of every carrier stream silent for ``idle``; returns how
+    many records went.
+
+    A record is kept only while it can fall in a bombing window, and the batches that arrive clean
+    up behind themselves; but a stream that stops leaves its last minutes behind. They are call
+    records, personal data (PIPL art. 19: kept no longer than the purpose needs), so the
+    ``traffic.forget_idle_streams`` job deletes them, audited per carrier. The record count and the
+    stream's run stay (no personal data)."""
+    now = rt.clock.now()
+    forgotten = 0
+    with rt.sessions.begin() as session:
+        idle_carriers = list(
+            session.scalars(
+                select(StreamStateRow.carrier)
+                .where(StreamStateRow.last_post_at < now - idle)
+                .order_by(StreamStateRow.carrier)
+            )
+        )
+        for carrier in idle_carriers:
+            # A DELETE's result is a cursor result, which counts its rows.
+            records = cast(
+                CursorResult[Any],
+                session.execute(delete(StreamCallRow).where(StreamCallRow.carrier == carrier)),
+            ).rowcount
+            episodes = cast(
+                CursorResult[Any],
+                session.execute(delete(StreamEpisodeRow).where(StreamEpisodeRow.carrier == carrier)),
+            ).rowcount
+            if records or episodes:
+                audit.record(
+                    session,
+                    actor=actor,
+                    action="traffic.stream.forgotten",
+                    subject_type="traffic_stream",
+                    subject=carrier,
+                    at=now,
+                    after={"records_deleted": records, "episodes_deleted": episodes},
+                )
+                forgotten += records
+    return forgotten

@@ -110,6 +110,9 @@ class StreamStateRow(Base):
 
     carrier: Mapped[str] = mapped_column(String(40), primary_key=True)
     records: Mapped[int] = mapped_column(BigInteger)
+    #: Wall-clock time of the carrier's last batch: a stream silent for long is forgotten
+    #: (``live.forget_idle_streams``), whatever its records' event times.
+    last_post_at: Mapped[datetime] = mapped_column(UtcDateTime)
     run_pk: Mapped[int | None] = mapped_column(
         ForeignKey("traffic_runs.id", ondelete="SET NULL"), nullable=True
     )

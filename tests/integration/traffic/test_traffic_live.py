@@ -9,8 +9,10 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 
 from quietline.platform.actor import Actor
+from quietline.platform.audit import AuditEntry
+from quietline.platform.clock import FakeClock
 from quietline.platform.runtime import Runtime
-from quietline.traffic.live import RETAIN_SECONDS, LiveDetectors
+from quietline.traffic.live import RETAIN_SECONDS, LiveDetectors, forget_idle_streams
 from quietline.traffic.orm import StreamCallRow, StreamEpisodeRow
 from quietline.traffic.streaming import CallEvent, StreamConfig
 from quietline.vocabulary import Role
@@ -83,3 +85,30 @@ def test_two_workers_judging_one_bombing_at_once_alert_it_once(any_runtime: Runt
     assert len(alerts) == 1
     assert alerts[0].evidence["calls_in_window"] >= 10
     assert max(r.stream_records for r in results) == 18
+
+
+def test_a_stream_silent_for_an_hour_is_forgotten_and_the_deletion_audited(
+    any_runtime: Runtime, clock: FakeClock
+) -> None:
+    """Call records are kept only for their window; when a carrier stops posting, the
+    ``traffic.forget_idle_streams`` job deletes what its last batches left behind."""
+    rt = any_runtime
+    live = LiveDetectors(rt)
+    live.feed(MOBILE, _bombing(T0))
+    clock.advance(minutes=50)
+    live.feed(UNICOM, _bombing(T0))
+    clock.advance(minutes=20)  # Mobile silent for 70 minutes, Unicom for 20
+    job = Actor.system("traffic.forget_idle_streams")
+    assert forget_idle_streams(rt, job) == 12
+    assert (_kept(rt, StreamCallRow, "china_mobile"), _kept(rt, StreamEpisodeRow, "china_mobile")) == (0, 0)
+    assert _kept(rt, StreamCallRow, "china_unicom") == 12
+    assert forget_idle_streams(rt, job) == 0  # nothing left to forget, nothing audited again
+    with rt.sessions() as session:
+        entries = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "traffic.stream.forgotten")
+        ).all()
+    assert [(e.subject, e.after) for e in entries] == [
+        ("china_mobile", {"records_deleted": 12, "episodes_deleted": 1})
+    ]
+    # The stream itself goes on where it was: its count and run are no personal data.
+    assert live.feed(MOBILE, _bombing(T0 + 86_400)).stream_records == 24

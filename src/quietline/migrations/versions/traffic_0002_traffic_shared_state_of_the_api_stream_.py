@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+import quietline.platform.db
+
 revision: str = "traffic_0002"
 down_revision: str | Sequence[str] | None = "traffic_0001"
 branch_labels: str | Sequence[str] | None = None
@@ -47,6 +49,7 @@ def upgrade() -> None:
         "traffic_stream_state",
         sa.Column("carrier", sa.String(length=40), nullable=False),
         sa.Column("records", sa.BigInteger(), nullable=False),
+        sa.Column("last_post_at", quietline.platform.db.UtcDateTime(timezone=True), nullable=False),
         sa.Column("run_pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.ForeignKeyConstraint(
             ["run_pk"],
