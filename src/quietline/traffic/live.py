@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import String, bindparam, delete, func, select, update
+from sqlalchemy import String, bindparam, delete, func, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
@@ -140,13 +140,11 @@ class LiveDetectors:
         now = self.rt.clock.now()
         session.execute(
             sqlbulk.upsert_insert(session.get_bind().dialect.name, StreamStateRow)
-            .values(carrier=carrier, records=0, run_pk=None, last_post_at=now)
-            .on_conflict_do_nothing(index_elements=["carrier"])
-        )
-        session.execute(
-            update(StreamStateRow)
-            .where(StreamStateRow.carrier == carrier)
-            .values(records=StreamStateRow.records + len(events), last_post_at=now)
+            .values(carrier=carrier, records=len(events), run_pk=None, last_post_at=now)
+            .on_conflict_do_update(
+                index_elements=["carrier"],
+                set_={"records": StreamStateRow.records + len(events), "last_post_at": now},
+            )
         )
         # COPY on PostgreSQL, the driver's executemany on SQLite: a batch is up to 10,000 records.
         sqlbulk.stage_rows(
@@ -283,9 +281,8 @@ class LiveDetectors:
             ]
         # Locked only when there is something to store: the stream's run is created once, by one
         # worker, and a batch without alerts waits for nobody.
-        state = session.scalars(
-            select(StreamStateRow).where(StreamStateRow.carrier == carrier).with_for_update(read=not alerts)
-        ).one()
+        query = select(StreamStateRow).where(StreamStateRow.carrier == carrier)
+        state = session.scalars(query.with_for_update() if alerts else query).one()
         run = session.get(RunRow, state.run_pk) if state.run_pk is not None else None
         if not alerts:
             return [], run.run_id if run is not None else None, state.records
